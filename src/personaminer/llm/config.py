@@ -1,0 +1,127 @@
+"""Typed configuration for the LLM backends, and :func:`make_llm`.
+
+A config file (TOML or JSON) mirrors :class:`LLMConfig`::
+
+    backend = "llamacpp"          # or "openai"
+    cache = true
+    # cache_path = "/path/llm_cache.sqlite"   # default: <cache dir>/llm_cache.sqlite
+
+    [llamacpp]
+    model = "qwen2.5-coder-1.5b-instruct"     # a catalog name or a GGUF path
+    n_ctx = 4096
+    n_threads = 2
+
+    [openai]
+    base_url = "http://127.0.0.1:8080/v1"
+    model = "qwen2.5-coder-1.5b-instruct"
+    api_key_env = "OPENAI_API_KEY"
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from personaminer.llm.base import LLM
+from personaminer.llm.cache import CachedLLM, LLMCache, cache_disabled_by_env
+from personaminer.llm.catalog import DEFAULT_MODEL, cache_dir
+
+
+class LlamaCppConfig(BaseModel):
+    """Settings of the embedded llama.cpp backend."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(DEFAULT_MODEL, description="catalog model name or path to a GGUF file")
+    n_ctx: int = Field(4096, ge=256, description="context window in tokens")
+    n_threads: int = Field(2, ge=1, description="CPU threads")
+    n_batch: int = Field(512, ge=1, description="prompt-processing batch size")
+    adapter: Path | None = Field(None, description="LoRA adapter GGUF file")
+    seed: int = Field(0, description="seed the model instance is created with")
+    verbose: bool = Field(False, description="let llama.cpp log to stderr")
+
+
+StructuredOutputStyle = Literal["auto", "json_schema", "json_object", "none"]
+
+
+class OpenAIConfig(BaseModel):
+    """Settings of the OpenAI-compatible HTTP backend."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field("http://127.0.0.1:8080/v1", description="API root, ending in /v1")
+    model: str = Field("default", description="model name the server expects")
+    api_key_env: str = Field("OPENAI_API_KEY", description="env var holding the API key (optional)")
+    concurrency: int = Field(4, ge=1, description="requests in flight at once")
+    timeout_s: float = Field(120.0, gt=0, description="per-request timeout")
+    max_retries: int = Field(5, ge=0, description="retries on 429/5xx/connection errors")
+    backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles each retry")
+    structured_output_style: StructuredOutputStyle = Field(
+        "auto",
+        description=(
+            "json_schema: OpenAI/vLLM/llama.cpp-server `response_format` json_schema; "
+            "json_object: llama-cpp-python server {'type':'json_object','schema':...}; "
+            "none: prompt only; auto: json_schema, falling back to json_object then none "
+            "if the server rejects it"
+        ),
+    )
+
+
+class LLMConfig(BaseModel):
+    """Which backend to use, its settings, and the answer cache."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["llamacpp", "openai"] = "llamacpp"
+    llamacpp: LlamaCppConfig = Field(default_factory=LlamaCppConfig)
+    openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
+    cache: bool = Field(True, description="cache answers (off also with PERSONAMINER_NO_CACHE=1)")
+    cache_path: Path | None = Field(None, description="SQLite file; default <cache dir>/llm_cache.sqlite")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> LLMConfig:
+        """Read a ``.toml`` or ``.json`` config file."""
+        path = Path(path)
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix.lower() == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            raise ValueError(f"config file must end in .toml or .json: {path}")
+        return cls.model_validate(data)
+
+    def resolved_cache_path(self) -> Path:
+        return self.cache_path or (cache_dir() / "llm_cache.sqlite")
+
+
+def make_backend(config: LLMConfig) -> LLM:
+    """The bare backend described by ``config`` (no cache)."""
+    if config.backend == "llamacpp":
+        from personaminer.llm.llamacpp import LlamaCppLLM
+
+        c = config.llamacpp
+        return LlamaCppLLM(
+            c.model,
+            n_ctx=c.n_ctx,
+            n_threads=c.n_threads,
+            n_batch=c.n_batch,
+            adapter=c.adapter,
+            seed=c.seed,
+            verbose=c.verbose,
+        )
+    from personaminer.llm.openai_compat import OpenAICompatLLM
+
+    return OpenAICompatLLM(config.openai)
+
+
+def make_llm(config: LLMConfig | None = None) -> LLM:
+    """Build the configured backend, wrapped in the answer cache unless caching is off."""
+    config = config or LLMConfig()
+    backend = make_backend(config)
+    if not config.cache or cache_disabled_by_env():
+        return backend
+    return CachedLLM(backend, LLMCache(config.resolved_cache_path()))

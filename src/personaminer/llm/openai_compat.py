@@ -1,0 +1,199 @@
+"""OpenAI-compatible HTTP backend (OpenAI, vLLM, llama.cpp server, llama-cpp-python server).
+
+* Requests of a batch run concurrently on a bounded thread pool (``concurrency``).
+* 429, 5xx and connection/timeouts are retried with exponential backoff
+  (``backoff_s * 2**attempt``, or the server's ``Retry-After``), up to ``max_retries``.
+* Structured output is requested through ``response_format`` in the configured style
+  (see :class:`~personaminer.llm.config.OpenAIConfig`); answers are always validated
+  afterwards by :meth:`LLM.structured`.
+* ``n`` samples are ``n`` requests with seeds ``seed .. seed+n-1``, as in the llama.cpp
+  backend, so both backends mean the same thing by a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from personaminer.llm.base import (
+    LLM,
+    ChatRequest,
+    ChatResult,
+    first_token_top_logprobs,
+    with_system_message,
+)
+
+if TYPE_CHECKING:
+    from personaminer.llm.config import OpenAIConfig
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+_FALLBACK = {"json_schema": "json_object", "json_object": "none"}
+
+
+class RequestFailed(RuntimeError):
+    """A request that cannot succeed (after retries, or a non-retryable status)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OpenAICompatLLM(LLM):
+    """Chat completions over HTTP from any OpenAI-compatible server."""
+
+    backend_name = "openai"
+
+    def __init__(self, config: OpenAIConfig | None = None, *, transport: httpx.BaseTransport | None = None) -> None:
+        from personaminer.llm.config import OpenAIConfig
+
+        super().__init__()
+        self.config = config or OpenAIConfig()
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.config.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._client = httpx.Client(
+            base_url=self.config.base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=self.config.timeout_s,
+            transport=transport,
+            limits=httpx.Limits(max_connections=self.config.concurrency),
+        )
+        self._pool = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="llm-http")
+        self._style = self.config.structured_output_style
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self.config.model
+
+    # ------------------------------------------------------------------ requests
+    def _response_format(self, schema: dict[str, Any], style: str) -> dict[str, Any] | None:
+        if style in ("json_schema", "auto"):
+            return {
+                "type": "json_schema",
+                "json_schema": {"name": str(schema.get("title") or "answer"), "schema": schema, "strict": False},
+            }
+        if style == "json_object":
+            return {"type": "json_object", "schema": schema}
+        return None
+
+    def _body(self, req: ChatRequest, seed: int, style: str) -> dict[str, Any]:
+        messages = with_system_message(req.messages)
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": messages,
+            "temperature": req.temperature,
+            "seed": seed,
+            "max_tokens": req.max_tokens,
+        }
+        if req.json_schema is not None:
+            fmt = self._response_format(req.json_schema, style)
+            if fmt is not None:
+                body["response_format"] = fmt
+            else:
+                body["messages"] = [
+                    *messages[:-1],
+                    {
+                        **messages[-1],
+                        "content": f"{messages[-1].get('content', '')}\n\nReply with only a JSON object "
+                        f"matching this JSON schema: {req.json_schema}",
+                    },
+                ]
+        if req.top_logprobs > 0:
+            body["logprobs"] = True
+            body["top_logprobs"] = req.top_logprobs
+        return body
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /chat/completions with retries; returns the JSON response."""
+        attempt = 0
+        while True:
+            delay: float | None = None
+            try:
+                resp = self._client.post("chat/completions", json=body)
+            except httpx.TransportError as err:
+                problem = f"{type(err).__name__}: {err}"
+                status = None
+            else:
+                if resp.status_code < 400:
+                    return resp.json()
+                status = resp.status_code
+                problem = f"HTTP {status}: {resp.text[:300]}"
+                if status not in _RETRY_STATUS:
+                    raise RequestFailed(problem, status)
+                retry_after = resp.headers.get("retry-after")
+                if retry_after:
+                    try:
+                        delay = float(retry_after)
+                    except ValueError:
+                        delay = None
+            if attempt >= self.config.max_retries:
+                raise RequestFailed(f"{problem} (after {attempt} retries)", status)
+            if delay is None:
+                delay = self.config.backoff_s * (2**attempt) * (1 + 0.1 * random.random())
+            log.warning("retrying in %.2fs: %s", delay, problem)
+            time.sleep(delay)
+            attempt += 1
+
+    def _complete(self, req: ChatRequest, seed: int) -> dict[str, Any]:
+        """One completion, degrading the structured-output style if the server rejects it."""
+        while True:
+            style = self._style
+            try:
+                return self._post(self._body(req, seed, style))
+            except RequestFailed as err:
+                if (
+                    req.json_schema is None
+                    or self.config.structured_output_style != "auto"
+                    or err.status not in (400, 422)
+                ):
+                    raise
+                nxt = _FALLBACK.get("json_schema" if style == "auto" else style)
+                if nxt is None:
+                    raise
+                with self._lock:
+                    if self._style == style:
+                        log.warning("server rejected response_format %s; switching to %s", style, nxt)
+                        self._style = nxt
+
+    def _one(self, req: ChatRequest) -> ChatResult:
+        with self._lock:
+            self.model_calls += 1
+        texts: list[str] = []
+        top: list[dict[str, float]] = []
+        prompt_tokens = completion_tokens = 0
+        try:
+            for i in range(req.n):
+                data = self._complete(req, req.seed + i)
+                choice = data["choices"][0]
+                texts.append((choice.get("message") or {}).get("content") or "")
+                usage = data.get("usage") or {}
+                prompt_tokens += int(usage.get("prompt_tokens") or 0)
+                completion_tokens += int(usage.get("completion_tokens") or 0)
+                if req.top_logprobs > 0:
+                    top.append(first_token_top_logprobs(choice.get("logprobs")))
+        except (RequestFailed, httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as err:
+            return ChatResult(error=f"{type(err).__name__}: {err}")
+        return ChatResult(
+            texts=texts,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            top_logprobs=top if req.top_logprobs > 0 else None,
+        )
+
+    def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
+        return list(self._pool.map(self._one, requests))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._client.close()

@@ -1,0 +1,108 @@
+"""Typed records shared by every stage.
+
+The action table is the one contract between ingestion and everything after it. Its columns
+are documented in ``docs/schema.md``; this module is the single source of truth for names,
+types and the vocabulary of action kinds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: Action kinds produced by the bundled adapters. Generic inputs may use other lowercase
+#: tokens (``[a-z][a-z0-9_]*``); these are the ones later stages know how to phrase.
+ACTION_KINDS: dict[str, str] = {
+    "query": "typed a search query",
+    "click": "clicked a search result",
+    "view": "viewed an item",
+    "like": "liked / saved an item",
+    "cart": "added an item to the cart",
+    "offer": "made an offer on an item",
+    "checkout": "started checkout",
+    "purchase": "bought an item",
+    "rating": "rated an item",
+}
+
+#: DuckDB DDL of the action table (column order is the order of :class:`Action`).
+ACTIONS_DDL = """
+CREATE TABLE IF NOT EXISTS actions (
+    action_id VARCHAR PRIMARY KEY,
+    user_id   VARCHAR NOT NULL,
+    ts        TIMESTAMP NOT NULL,
+    kind      VARCHAR NOT NULL,
+    text      VARCHAR NOT NULL,
+    item_id   VARCHAR,
+    attrs     JSON,
+    source    VARCHAR NOT NULL,
+    seq       BIGINT NOT NULL
+)
+"""
+
+#: DuckDB DDL of the quarantine table: every input row that did not become an action.
+QUARANTINE_DDL = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    quarantine_id VARCHAR PRIMARY KEY,
+    run_id        VARCHAR NOT NULL,
+    source_file   VARCHAR NOT NULL,
+    line          BIGINT,
+    row_number    BIGINT,
+    raw           VARCHAR,
+    reason        VARCHAR NOT NULL,
+    detail        VARCHAR
+)
+"""
+
+RUNS_DDL = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      VARCHAR PRIMARY KEY,
+    command     VARCHAR NOT NULL,
+    started_at  TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP,
+    status      VARCHAR NOT NULL,
+    config      JSON,
+    versions    JSON,
+    summary     JSON
+)
+"""
+
+
+class Action(BaseModel):
+    """One normalized user action (a row of the ``actions`` table).
+
+    ``action_id`` is a content hash (see :func:`action_id`), so re-ingesting the same input
+    yields the same ids and identical rows collapse into one.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    action_id: str
+    user_id: str = Field(min_length=1)
+    ts: dt.datetime = Field(description="UTC timestamp (naive datetime, UTC by convention)")
+    kind: str
+    text: str = Field(min_length=1, description="What an LLM should read about the action")
+    item_id: str | None = None
+    attrs: dict[str, Any] = Field(default_factory=dict)
+    source: str = Field(description="adapter that produced the row: aol, merrec, ...")
+    seq: int = Field(description="input order; breaks ties between equal timestamps")
+
+    @field_validator("attrs", mode="before")
+    @classmethod
+    def _parse_attrs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value)
+        return {} if value is None else value
+
+
+def action_id(source: str, user_id: str, ts: str, kind: str, item_id: str | None, text: str, attrs_json: str) -> str:
+    """The stable id of an action: a 80-bit hash of its content.
+
+    Python twin of the SQL expression in :data:`personaminer.datasets.base.ACTION_ID_SQL`;
+    the test suite checks that both agree.
+    """
+    key = "\x1f".join([source, user_id, ts, kind, item_id or "", text, attrs_json])
+    return "a" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]

@@ -1,0 +1,180 @@
+"""The workspace: an embedded DuckDB database plus a ``reports/`` folder.
+
+One workspace holds one project's tables (``actions``, ``quarantine``, ``runs``, and the
+tables that later stages add). Every command records itself in ``runs`` and writes a
+machine-readable summary to ``reports/<command>.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from personaminer.schema import ACTIONS_DDL, QUARANTINE_DDL, RUNS_DDL, Action
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKSPACE = Path("personaminer-workspace")
+DB_FILE = "workspace.duckdb"
+
+
+class WorkspaceError(RuntimeError):
+    """A workspace that cannot be opened or used; the message says what to do."""
+
+
+def package_versions() -> dict[str, str]:
+    """Versions recorded with every run, so a result can be traced to its code."""
+    names = ["personaminer", "duckdb", "pyarrow", "pydantic", "numpy", "llama_cpp_python", "onnxruntime"]
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+class Workspace:
+    """A project folder with a DuckDB database.
+
+    Parameters
+    ----------
+    path:
+        Folder of the workspace; created if missing.
+    read_only:
+        Open the database read-only (several readers may share it).
+    memory_limit:
+        DuckDB's memory cap. Work beyond it spills to ``<path>/tmp``, which keeps ingest of
+        inputs larger than RAM bounded.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_WORKSPACE, *, read_only: bool = False,
+                 memory_limit: str = "1GB", threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only and not (self.path / DB_FILE).exists():
+            raise WorkspaceError(f"no workspace at {self.path}: run `personaminer ingest ... --workspace {self.path}` first")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            (self.path / "reports").mkdir(exist_ok=True)
+            self.con = duckdb.connect(str(self.path / DB_FILE), read_only=read_only)
+        except (OSError, duckdb.Error) as exc:
+            raise WorkspaceError(f"cannot open workspace {self.path}: {exc}") from exc
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        if not read_only:
+            tmp = self.path / "tmp"
+            tmp.mkdir(exist_ok=True)
+            self.con.execute(f"SET temp_directory = '{tmp.as_posix()}'")
+            for ddl in (ACTIONS_DDL, QUARANTINE_DDL, RUNS_DDL):
+                self.con.execute(ddl)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.path)!r})"
+
+    # -- runs and reports ----------------------------------------------------------------
+    @contextmanager
+    def run(self, command: str, config: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Record a command in ``runs``; the caller fills the yielded summary dict.
+
+        The row is written as ``running`` first, so a crashed run stays visible as such.
+        """
+        run_id = f"{command}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        summary: dict[str, Any] = {"run_id": run_id}
+        self.con.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, NULL, 'running', ?, ?, NULL)",
+            [run_id, command, _utcnow(), json.dumps(config, default=str), json.dumps(package_versions())],
+        )
+        status = "failed"
+        try:
+            yield summary
+            status = "ok"
+        finally:
+            self.con.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?",
+                [_utcnow(), status, json.dumps(summary, default=str), run_id],
+            )
+
+    def write_report(self, command: str, data: dict[str, Any]) -> Path:
+        """Write ``reports/<command>.json`` atomically and return its path."""
+        out = self.path / "reports" / f"{command}.json"
+        tmp = out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, out)
+        return out
+
+    # -- reading -------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Counts, users, time span, actions-per-user percentiles and kinds."""
+        con = self.con
+        n_actions, n_users, t0, t1 = con.execute(
+            "SELECT count(*), count(DISTINCT user_id), min(ts), max(ts) FROM actions").fetchall()[0]
+        pct = con.execute(
+            "SELECT quantile_cont(n, [0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0]) FROM "
+            "(SELECT count(*) AS n FROM actions GROUP BY user_id)").fetchall()[0][0]
+        kinds = dict(con.execute("SELECT kind, count(*) FROM actions GROUP BY kind ORDER BY 2 DESC").fetchall())
+        sources = dict(con.execute("SELECT source, count(*) FROM actions GROUP BY source ORDER BY 2 DESC").fetchall())
+        reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY reason ORDER BY 2 DESC").fetchall())
+        labels = ["min", "p25", "median", "p75", "p90", "p99", "max"]
+        return {
+            "workspace": str(self.path),
+            "actions": n_actions,
+            "users": n_users,
+            "first_ts": t0,
+            "last_ts": t1,
+            "actions_per_user": dict(zip(labels, pct, strict=True)) if pct else {},
+            "kinds": kinds,
+            "sources": sources,
+            "quarantined": sum(reasons.values()),
+            "quarantine_reasons": reasons,
+            "runs": con.execute("SELECT count(*) FROM runs").fetchall()[0][0],
+        }
+
+    def users(self, *, limit: int | None = None, sample: int | None = None, seed: int = 0,
+              min_actions: int = 1) -> list[str]:
+        """User ids, sorted; or a seeded random ``sample`` of them."""
+        rows = self.con.execute(
+            "SELECT user_id FROM actions GROUP BY user_id HAVING count(*) >= ? ORDER BY user_id",
+            [min_actions]).fetchall()
+        ids = [r[0] for r in rows]
+        if sample is not None:
+            import random
+
+            rng = random.Random(seed)
+            ids = sorted(rng.sample(ids, min(sample, len(ids))))
+        return ids[:limit] if limit is not None else ids
+
+    def user_actions(self, user_id: str) -> list[Action]:
+        """One user's actions in time order: the input of every per-user stage."""
+        cur = self.con.execute(
+            "SELECT action_id, user_id, ts, kind, text, item_id, attrs, source, seq FROM actions "
+            "WHERE user_id = ? ORDER BY ts, seq", [user_id])
+        cols = [d[0] for d in cur.description]
+        return [Action(**dict(zip(cols, row, strict=True))) for row in cur.fetchall()]
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
