@@ -117,6 +117,8 @@ def _ingest(ws: Workspace, path: Path, fmt: str, mapping: dict[str, str], strict
             task = bar.add_task(f"ingest [bold]{fmt}[/] {path.name}", total=None)
             for index, chunk in enumerate(adapter.chunks()):
                 rows += _stage_chunk(ws, chunk, index)
+                if index == 0:
+                    _check_plausible(ws, fmt, path)
                 bar.update(task, completed=rows, description=f"ingest [bold]{fmt}[/] {path.name}: {rows:,} rows")
         summary = _commit(ws, run["run_id"], path, fmt, detected, rows, strict, t0)
         run.update(summary.to_dict())
@@ -158,6 +160,22 @@ def _stage_chunk(ws: Workspace, chunk: SqlChunk | ArrowChunk, index: int) -> int
         con.execute(f"DROP TABLE IF EXISTS {errors}")
         con.execute(f"DROP TABLE IF EXISTS {scans}")
     return con.execute(f"SELECT count(*) FROM {_STAGE}").fetchall()[0][0] - before
+
+
+def _check_plausible(ws: Workspace, fmt: str, path: Path, min_rows: int = 20) -> None:
+    """Stop early when the first chunk has no valid row at all: almost surely the wrong format."""
+    total, valid = ws.con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM {_STAGE}").fetchall()[0]
+    if total >= min_rows and valid == 0:
+        top = ws.con.execute(
+            f"SELECT reason FROM {_STAGE} GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchall()[0][0]
+        try:
+            guess = f"; it looks like --format {detect_format(path)}"
+        except InputError:
+            guess = ""
+        ws.con.execute(f"DROP TABLE {_STAGE}")
+        raise InputError(f"none of the first {total:,} rows of {path.name} is a valid {fmt} action "
+                         f"(most common fault: {top}){guess}: check --format and --map; nothing was stored")
 
 
 def _reject_cases() -> str:

@@ -1,0 +1,52 @@
+"""Shared fixtures. Real data is read from ``../shared/datasets`` at test time, never copied."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PERSONAMINER_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+def shared_dataset(name: str) -> Path:
+    """Path of a shared dataset, or skip the test with the reason."""
+    path = SHARED / name
+    if not path.exists():
+        pytest.skip(f"real dataset {name} not found under {SHARED} (set PERSONAMINER_SHARED_DATASETS)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def aol_tar() -> Path:
+    return shared_dataset("aol_top1000_users") / "user_search_logs.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def aol_user_file(aol_tar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real AOL user's file, extracted to a temp folder (the first member of the archive)."""
+    out = tmp_path_factory.mktemp("aol_one")
+    with tarfile.open(aol_tar) as tar:
+        member = next(m for m in tar if m.isfile() and m.name.endswith(".txt"))
+        data = tar.extractfile(member).read()  # type: ignore[union-attr]
+    path = out / Path(member.name).name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="session")
+def merrec_csv() -> Path:
+    return shared_dataset("merrec_head_sample") / "merrec_head.csv"
+
+
+@pytest.fixture(scope="session")
+def instacart_dir() -> Path:
+    return shared_dataset("instacart_593_users")
+
+
+@pytest.fixture(scope="session")
+def movielens_dir() -> Path:
+    return shared_dataset("movielens_100k")
