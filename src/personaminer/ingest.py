@@ -134,7 +134,7 @@ def _stage_chunk(ws: Workspace, chunk: SqlChunk | ArrowChunk, index: int) -> int
     before = con.execute(f"SELECT count(*) FROM {_STAGE}").fetchall()[0][0]
     if isinstance(chunk, ArrowChunk):
         con.register("_chunk", chunk.table)
-        source = "_chunk"
+        source = f"({chunk.select})" if chunk.select else "_chunk"
     else:
         for stmt in chunk.setup:
             con.execute(stmt)

@@ -8,19 +8,13 @@ from pathlib import Path
 import pytest
 
 from personaminer import Workspace, ingest
-from personaminer.datasets.aol import parse_time, site_name
+from personaminer.datasets.aol import site_name
 
 
 def test_site_name() -> None:
     assert site_name("http://www.nytimes.com/") == "nytimes.com"
     assert site_name("https://maps.google.com/x?q=1") == "maps.google.com"
     assert site_name("www.example.org") == "example.org"
-
-
-def test_parse_time_is_strict() -> None:
-    assert parse_time(b"2006-03-06 12:15:20") is not None
-    assert parse_time(b"2006-03-06") is None
-    assert parse_time(b"2006-13-06 12:15:20") is None
 
 
 @pytest.mark.slow

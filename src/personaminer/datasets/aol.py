@@ -18,24 +18,26 @@ as given and treated as UTC.
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import io
-import re
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from personaminer.datasets.base import ArrowChunk, InputError, RowBuffer, require_file
+import pyarrow as pa
+
+from personaminer.datasets.base import ArrowChunk, InputError, require_file
 
 NAME = "aol"
-_TS = re.compile(rb"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 ORIGINAL_HEADER = b"AnonID\tQuery\tQueryTime\tItemRank\tClickURL"
 
 
 def site_name(url: str) -> str:
-    """The clicked site as a reader would name it: ``http://www.nytimes.com/x`` -> ``nytimes.com``."""
+    """The clicked site as a reader would name it: ``http://www.nytimes.com/x`` -> ``nytimes.com``.
+
+    Python twin of the SQL in :data:`SELECT_SQL` that the adapter runs (the tests check both agree).
+    """
     candidate = url if "://" in url else "http://" + url
     try:
         host = urlsplit(candidate).hostname or ""
@@ -43,16 +45,6 @@ def site_name(url: str) -> str:
         host = ""
     host = host.removeprefix("www.")
     return host or url.strip()
-
-
-def parse_time(raw: bytes) -> dt.datetime | None:
-    """``YYYY-MM-DD HH:MM:SS`` exactly, else None."""
-    if not _TS.match(raw):
-        return None
-    try:
-        return dt.datetime.strptime(raw.decode("ascii"), "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return None
 
 
 def _decode(raw: bytes) -> str | None:
@@ -65,6 +57,60 @@ def _decode(raw: bytes) -> str | None:
 def _shown(raw: bytes) -> str:
     """Raw bytes as text for the quarantine table (invalid bytes shown as ``\\xNN``)."""
     return raw.decode("utf-8", errors="backslashreplace")
+
+
+_RAW_SCHEMA = pa.schema([("source_file", pa.string()), ("line", pa.int64()), ("user_id", pa.string()),
+                         ("kind", pa.string()), ("body", pa.string()), ("ts_raw", pa.string()),
+                         ("query", pa.string()), ("rank", pa.string()), ("error", pa.string()),
+                         ("detail", pa.string())])
+
+#: DuckDB turns the raw AOL lines into staging rows (vectorized: times, site names, JSON).
+_TS_SQL = "try_strptime(ts_raw, '%Y-%m-%d %H:%M:%S')"
+_SITE_SQL = ("coalesce(nullif(regexp_replace(lower(regexp_extract(trim(body), "
+             "'^(?:[a-zA-Z][a-zA-Z0-9+.-]*://)?(?:[^@/?#]*@)?([^/:?#]+)', 1)), '^www\\.', ''), ''), trim(body))")
+SELECT_SQL = f"""
+    SELECT source_file, line, NULL::BIGINT AS row_number, row_number() OVER () - 1 AS ord,
+           CASE WHEN kind = 'click' THEN body ELSE coalesce(body || chr(9) || ts_raw, body) END AS raw,
+           user_id, {_TS_SQL} AS ts, ts_raw, kind,
+           CASE WHEN kind = 'click' THEN {_SITE_SQL} ELSE trim(body) END AS text,
+           CASE WHEN kind = 'click' THEN trim(body) END AS item_id,
+           CASE WHEN kind = 'click' AND rank IS NULL THEN CAST(to_json({{'query': query, 'url': trim(body)}}) AS VARCHAR)
+                WHEN kind = 'click' THEN CAST(to_json({{'query': query, 'rank': try_cast(rank AS INTEGER),
+                                                       'url': trim(body)}}) AS VARCHAR) END AS attrs,
+           CASE WHEN error IS NOT NULL THEN error
+                WHEN kind = 'click' AND (query IS NULL OR trim(query) = '' OR {_TS_SQL} IS NULL) THEN 'orphan click'
+           END AS error,
+           CASE WHEN error IS NOT NULL THEN detail
+                WHEN kind = 'click' AND (query IS NULL OR trim(query) = '' OR {_TS_SQL} IS NULL)
+                THEN 'the query line of this record was quarantined, so the click has no time' END AS detail
+    FROM _chunk
+"""
+
+
+class _Lines:
+    """Column lists of raw AOL lines, flushed as Arrow chunks."""
+
+    def __init__(self, source_file: str, batch_rows: int) -> None:
+        self.source_file, self.batch_rows = source_file, batch_rows
+        self.cols: list[list[object]] = [[] for _ in _RAW_SCHEMA]
+
+    def add(self, name: str, line: int, user_id: str | None, kind: str | None, body: str | None,
+            ts_raw: str | None = None, query: str | None = None, *, rank: str | None = None,
+            error: str | None = None, detail: str | None = None) -> None:
+        for col, value in zip(self.cols, (name, line, user_id, kind, body, ts_raw, query, rank, error, detail),
+                              strict=True):
+            col.append(value)
+
+    def full(self) -> bool:
+        return len(self.cols[0]) >= self.batch_rows
+
+    def flush(self) -> ArrowChunk | None:
+        if not self.cols[0]:
+            return None
+        table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(self.cols, _RAW_SCHEMA, strict=True)],
+                                     schema=_RAW_SCHEMA)
+        self.cols = [[] for _ in _RAW_SCHEMA]
+        return ArrowChunk(table=table, source_file=self.source_file, select=SELECT_SQL)
 
 
 class AolAdapter:
@@ -102,7 +148,7 @@ class AolAdapter:
             yield str(p), p.open("rb")
 
     def chunks(self) -> Iterator[ArrowChunk]:
-        buf = RowBuffer(str(self.path), self.batch_rows)
+        out = _Lines(str(self.path), self.batch_rows)
         for name, content in self._members():
             if isinstance(content, bytes):
                 first = content[: len(ORIGINAL_HEADER)]
@@ -111,64 +157,46 @@ class AolAdapter:
                 first = content.peek(len(ORIGINAL_HEADER))[: len(ORIGINAL_HEADER)] if hasattr(content, "peek") else b""
                 lines = _lines(content)
             parse = self._parse_original if first.startswith(ORIGINAL_HEADER) else self._parse_user_file
-            yield from parse(name, lines, buf)
-        last = buf.flush()
-        if last is not None:
-            yield last
+            yield from parse(name, lines, out)
+        rest = out.flush()
+        if rest is not None:
+            yield rest
 
     # -- per-user text files -------------------------------------------------------------
-    def _parse_user_file(self, name: str, lines: Iterable[bytes], buf: RowBuffer) -> Iterator[ArrowChunk]:
+    def _parse_user_file(self, name: str, lines: Iterable[bytes], out: _Lines) -> Iterator[ArrowChunk]:
+        """Split records and hand raw strings to DuckDB; only structure is checked here."""
         user_id = Path(name.split(":")[-1]).stem
-        query: str | None = None  # the current record's query, None when it was quarantined
-        ts: dt.datetime | None = None
+        query: str | None = None  # the current record's query text (None: the head was quarantined)
+        ts_raw: str | None = None
         in_record = False
         for lineno, raw in enumerate(lines, start=1):
             raw = raw.rstrip(b"\r")
             if not raw.strip():
                 in_record = False
                 continue
-            if not in_record or b"\t" in raw:  # a record head (also recovers a lost blank line)
-                in_record = True
-                query, ts = self._head(buf, name, lineno, raw, user_id)
+            text = _decode(raw)
+            is_head = not in_record or b"\t" in raw  # a tab inside a record also recovers a lost blank line
+            in_record = True
+            if text is None:
+                what = "query" if is_head else "clicked-URL"
+                out.add(name, lineno, user_id, None, _shown(raw), error="invalid encoding",
+                        detail=f"the {what} line is not valid UTF-8")
+                if is_head:
+                    query = ts_raw = None
+            elif not is_head:
+                out.add(name, lineno, user_id, "click", text, ts_raw, query)
+            elif text.count("\t") != 1:
+                out.add(name, lineno, user_id, None, text, error="wrong column count",
+                        detail=f"expected query<TAB>time (2 fields), found {text.count(chr(9)) + 1}")
+                query = ts_raw = None
             else:
-                self._click(buf, name, lineno, raw, user_id, query, ts)
-            if buf.full():
-                yield buf.flush()  # type: ignore[misc]
-
-    def _head(self, buf: RowBuffer, name: str, lineno: int, raw: bytes, user_id: str
-              ) -> tuple[str | None, dt.datetime | None]:
-        text = _decode(raw)
-        if text is None:
-            buf.add(source_file=name, line=lineno, raw=_shown(raw), user_id=user_id, error="invalid encoding",
-                    detail="the query line is not valid UTF-8")
-            return None, None
-        fields = raw.split(b"\t")
-        if len(fields) != 2:
-            buf.add(source_file=name, line=lineno, raw=text, user_id=user_id, error="wrong column count",
-                    detail=f"expected query<TAB>time (2 fields), found {len(fields)}")
-            return None, None
-        query, ts_raw = text.split("\t")
-        ts = parse_time(fields[1].strip())
-        buf.add(source_file=name, line=lineno, raw=text, user_id=user_id, ts=ts, ts_raw=ts_raw,
-                kind="query", text=query.strip())
-        return (query.strip(), ts) if ts is not None and query.strip() else (None, None)
-
-    def _click(self, buf: RowBuffer, name: str, lineno: int, raw: bytes, user_id: str,
-               query: str | None, ts: dt.datetime | None) -> None:
-        url = _decode(raw)
-        if url is None:
-            buf.add(source_file=name, line=lineno, raw=_shown(raw), user_id=user_id, error="invalid encoding",
-                    detail="the clicked-URL line is not valid UTF-8")
-        elif query is None or ts is None:
-            buf.add(source_file=name, line=lineno, raw=url, user_id=user_id, error="orphan click",
-                    detail="the query line of this record was quarantined, so the click has no time")
-        else:
-            url = url.strip()
-            buf.add(source_file=name, line=lineno, user_id=user_id, ts=ts, ts_raw=ts.isoformat(sep=" "),
-                    kind="click", text=site_name(url), item_id=url, attrs={"url": url, "query": query})
+                query, ts_raw = text.split("\t")
+                out.add(name, lineno, user_id, "query", query, ts_raw)
+            if out.full():
+                yield out.flush()  # type: ignore[misc]
 
     # -- the original tab-separated release ----------------------------------------------
-    def _parse_original(self, name: str, lines: Iterable[bytes], buf: RowBuffer) -> Iterator[ArrowChunk]:
+    def _parse_original(self, name: str, lines: Iterable[bytes], out: _Lines) -> Iterator[ArrowChunk]:
         previous: tuple[bytes, bytes, bytes] | None = None
         for lineno, raw in enumerate(lines, start=1):
             raw = raw.rstrip(b"\r")
@@ -176,33 +204,27 @@ class AolAdapter:
                 continue
             text = _decode(raw)
             if text is None:
-                buf.add(source_file=name, line=lineno, raw=_shown(raw), error="invalid encoding",
+                out.add(name, lineno, None, None, _shown(raw), error="invalid encoding",
                         detail="the line is not valid UTF-8")
                 previous = None
                 continue
-            fields = raw.split(b"\t")
+            fields = text.split("\t")
             if len(fields) == 3:
-                fields += [b"", b""]
+                fields += ["", ""]
             if len(fields) != 5:
-                buf.add(source_file=name, line=lineno, raw=text, error="wrong column count",
+                out.add(name, lineno, None, None, text, error="wrong column count",
                         detail=f"expected 5 tab-separated fields, found {len(fields)}")
                 previous = None
                 continue
-            anon, query_b, time_b, rank_b, url_b = fields
-            user_id, query, ts_raw = anon.decode(), query_b.decode().strip(), time_b.decode()
-            ts = parse_time(time_b.strip())
-            key = (anon, query_b, time_b)
-            if key != previous or not url_b:
-                buf.add(source_file=name, line=lineno, raw=text, user_id=user_id, ts=ts, ts_raw=ts_raw,
-                        kind="query", text=query)
+            user_id, query, ts_raw, rank, url = fields
+            key = (user_id, query, ts_raw)
+            if key != previous or not url:  # repeated rows of one query are its further clicks
+                out.add(name, lineno, user_id, "query", query, ts_raw)
             previous = key
-            if url_b:
-                url = url_b.decode().strip()
-                buf.add(source_file=name, line=lineno, raw=text, user_id=user_id, ts=ts, ts_raw=ts_raw,
-                        kind="click", text=site_name(url), item_id=url,
-                        attrs={"url": url, "query": query, "rank": int(rank_b) if rank_b.strip().isdigit() else None})
-            if buf.full():
-                yield buf.flush()  # type: ignore[misc]
+            if url:
+                out.add(name, lineno, user_id, "click", url, ts_raw, query, rank=rank.strip() or None)
+            if out.full():
+                yield out.flush()  # type: ignore[misc]
 
 
 def _lines(fh: io.BufferedIOBase) -> Iterator[bytes]:

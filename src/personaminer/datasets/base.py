@@ -92,10 +92,16 @@ class SqlChunk:
 
 @dataclass
 class ArrowChunk:
-    """A chunk parsed in Python: an Arrow table with :data:`STAGING_SCHEMA`."""
+    """A chunk parsed in Python: an Arrow table, registered in DuckDB as ``_chunk``.
+
+    Without ``select`` the table must have :data:`STAGING_SCHEMA`. With ``select`` (a SELECT
+    over ``_chunk`` returning :data:`STAGING_COLUMNS`) the Python side may hand over raw
+    strings and leave the per-value work (time parsing, JSON) to DuckDB, which is much faster.
+    """
 
     table: pa.Table
     source_file: str
+    select: str | None = None
 
 
 Chunk = SqlChunk | ArrowChunk
