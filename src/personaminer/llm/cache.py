@@ -146,9 +146,13 @@ class CachedLLM(LLM):
         results: list[ChatResult | None] = [self.cache.get(k) for k in keys]
         self.cache_hits += sum(r is not None for r in results)
         missing = [i for i, r in enumerate(results) if r is None]
-        if missing:
-            fresh = self.inner.generate([requests[i] for i in missing])
-            for i, res in zip(missing, fresh):
+        # Slices of the backend's useful batch size, each cached before the next is sent:
+        # a crash mid-batch loses at most one slice of answers.
+        step = max(1, int(getattr(self.inner, "max_batch", 1)))
+        for lo in range(0, len(missing), step):
+            part = missing[lo : lo + step]
+            fresh = self.inner.generate([requests[i] for i in part])
+            for i, res in zip(part, fresh):
                 self.cache.put(keys[i], backend, model_id, requests[i], res)
                 results[i] = res
         return [r for r in results if r is not None]

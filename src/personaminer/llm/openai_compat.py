@@ -5,7 +5,9 @@
   (``backoff_s * 2**attempt``, or the server's ``Retry-After``), up to ``max_retries``.
 * Structured output is requested through ``response_format`` in the configured style
   (see :class:`~personaminer.llm.config.OpenAIConfig`); answers are always validated
-  afterwards by :meth:`LLM.structured`.
+  afterwards by :meth:`LLM.structured`. With style ``auto`` the first rejected
+  ``json_schema`` request switches the backend to ``json_object`` (llama-cpp-python's
+  server), and a rejected ``json_object`` to plain prompting (``none``).
 * ``n`` samples are ``n`` requests with seeds ``seed .. seed+n-1``, as in the llama.cpp
   backend, so both backends mean the same thing by a request.
 """
@@ -42,9 +44,24 @@ _FALLBACK = {"json_schema": "json_object", "json_object": "none"}
 class RequestFailed(RuntimeError):
     """A request that cannot succeed (after retries, or a non-retryable status)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, format_rejected: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.format_rejected = format_rejected
+
+
+def _rejects_response_format(body: dict[str, Any], status: int, text: str) -> bool:
+    """Did the server refuse the request's ``response_format``?
+
+    OpenAI-style servers answer 400/422; llama-cpp-python's server answers 500 with a
+    pydantic "literal_error" naming the allowed types ('text' or 'json_object').
+    """
+    if "response_format" not in body:
+        return False
+    if status in (400, 422):
+        return True
+    lowered = text.lower()
+    return status >= 500 and any(w in lowered for w in ("response_format", "json_schema", "json_object"))
 
 
 class OpenAICompatLLM(LLM):
@@ -57,6 +74,7 @@ class OpenAICompatLLM(LLM):
 
         super().__init__()
         self.config = config or OpenAIConfig()
+        self.max_batch = self.config.concurrency
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.config.api_key_env)
         if key:
@@ -129,6 +147,8 @@ class OpenAICompatLLM(LLM):
                     return resp.json()
                 status = resp.status_code
                 problem = f"HTTP {status}: {resp.text[:300]}"
+                if _rejects_response_format(body, status, resp.text):
+                    raise RequestFailed(problem, status, format_rejected=True)
                 if status not in _RETRY_STATUS:
                     raise RequestFailed(problem, status)
                 retry_after = resp.headers.get("retry-after")
@@ -152,11 +172,7 @@ class OpenAICompatLLM(LLM):
             try:
                 return self._post(self._body(req, seed, style))
             except RequestFailed as err:
-                if (
-                    req.json_schema is None
-                    or self.config.structured_output_style != "auto"
-                    or err.status not in (400, 422)
-                ):
+                if not err.format_rejected or self.config.structured_output_style != "auto":
                     raise
                 nxt = _FALLBACK.get("json_schema" if style == "auto" else style)
                 if nxt is None:

@@ -1,0 +1,308 @@
+"""Stage 1, the pure part: one user's actions in, that user's intent memories out.
+
+:func:`build_memories` takes a user's time-ordered actions and returns one
+:class:`DayResult` per processed day. It holds no database handle and no global state, so a
+distributed engine can map it over users; :mod:`personaminer.memories.run` is the local driver.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError
+
+from personaminer.embed import Embedder
+from personaminer.llm.base import LLM, ChatRequest, extract_json_text, format_validation_error
+from personaminer.memories.segment import boundaries, extractive_summary, pack_windows, spans
+from personaminer.memories.steps import Step, make_steps, render_step
+from personaminer.prompts import load_prompt
+from personaminer.schema import Action, IntentMemory, memory_id
+
+log = logging.getLogger(__name__)
+
+PROMPT_NAME = "intent_memories"
+
+
+@dataclass
+class MemoryConfig:
+    """Settings of the intent-memory stage (recorded with every run).
+
+    Attributes
+    ----------
+    mode: ``llm`` (the method: an LLM segments and summarizes) or ``extractive`` (time gaps
+        and embedding shifts, summaries made of the segment's own texts; no LLM).
+    memory_set: name under which the memories are stored (default: the mode), so several
+        segmentations can live in one workspace.
+    max_days: process at most this many of each user's days, the most recent first.
+    gap_minutes: a pause longer than this always starts a new segment (pre-segmentation).
+    min_similarity: an embedding shift below this cosine similarity starts a new segment.
+    window_steps: at most this many steps in one LLM request; longer days are cut into
+        windows at pre-segment boundaries.
+    max_retries: re-asks (with the error fed back) before a window falls back to extractive.
+    redact: strip personal identifiers before prompting; ``None`` means on exactly when the
+        backend is a remote server.
+    """
+
+    mode: Literal["llm", "extractive"] = "llm"
+    memory_set: str | None = None
+    max_days: int | None = None
+    gap_minutes: float = 30.0
+    min_similarity: float = 0.25
+    window_steps: int = 30
+    max_retries: int = 2
+    max_tokens: int = 1024
+    temperature: float = 0.0
+    seed: int = 0
+    redact: bool | None = None
+    prompt_version: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("llm", "extractive"):
+            raise ValueError(f"mode must be 'llm' or 'extractive', not {self.mode!r}")
+        if self.max_days is not None and self.max_days < 1:
+            raise ValueError("max_days must be at least 1 (or None for all days)")
+        if self.window_steps < 2:
+            raise ValueError("window_steps must be at least 2")
+        if self.memory_set is None:
+            self.memory_set = self.mode
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Segment(BaseModel):
+    """One intent as the model reports it (1-based, inclusive step numbers)."""
+
+    start: int = Field(ge=1)
+    end: int = Field(ge=1)
+    summary: str = Field(min_length=3, max_length=400)
+    topics: list[str] = Field(default_factory=list, max_length=3)
+
+
+class Segmentation(BaseModel):
+    """The model's whole answer for one window."""
+
+    segments: list[Segment] = Field(min_length=1)
+
+
+@dataclass
+class DayResult:
+    """What processing one user-day produced and cost."""
+
+    user_id: str
+    day: dt.date
+    n_actions: int
+    memories: list[IntentMemory]
+    status: str = "ok"  # ok | repaired | fallback
+    note: str | None = None
+    llm_requests: int = 0
+    llm_model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class _Window:
+    day: dt.date
+    steps: list[Step]
+    vectors: np.ndarray
+    request: ChatRequest | None = None
+    spans: list[tuple[int, int, str, list[str], str]] = field(default_factory=list)  # start, end, summary, topics, by
+    notes: list[str] = field(default_factory=list)
+    failed: bool = False
+    requests: int = 0
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def days_of(actions: Sequence[Action]) -> dict[dt.date, list[Action]]:
+    """A user's actions by UTC calendar day, in time order."""
+    out: dict[dt.date, list[Action]] = {}
+    for a in actions:
+        out.setdefault(a.ts.date(), []).append(a)
+    return out
+
+
+def select_days(days: Sequence[dt.date], max_days: int | None) -> list[dt.date]:
+    """The days to process: the ``max_days`` most recent ones (all when None), in time order."""
+    chosen = sorted(days, reverse=True)[:max_days] if max_days else list(days)
+    return sorted(chosen)
+
+
+def build_memories(actions: Sequence[Action], config: MemoryConfig, *, embedder: Embedder, llm: LLM | None = None,
+                   skip_days: set[dt.date] | frozenset[dt.date] = frozenset(), redact: bool = False
+                   ) -> list[DayResult]:
+    """Intent memories of one user: a pure function of the user's actions and the models.
+
+    ``skip_days`` are days already done (resuming); they still count towards ``max_days``.
+    """
+    if not actions:
+        return []
+    user_id = actions[0].user_id
+    by_day = days_of(actions)
+    todo = [d for d in select_days(list(by_day), config.max_days) if d not in skip_days]
+    windows: list[_Window] = []
+    for day in todo:
+        steps = make_steps(by_day[day])
+        vectors = embedder.encode([s.text for s in steps])
+        starts = boundaries(steps, vectors, gap_minutes=config.gap_minutes, min_similarity=config.min_similarity)
+        if config.mode == "extractive":
+            w = _Window(day, steps, vectors)
+            w.spans = [(s, e, extractive_summary(steps[s:e], vectors[s:e]), [], "extractive")
+                       for s, e in spans(starts, len(steps))]
+            windows.append(w)
+        else:
+            for s, e in pack_windows(spans(starts, len(steps)), config.window_steps):
+                windows.append(_Window(day, steps[s:e], vectors[s:e]))
+    if config.mode == "llm":
+        if llm is None:
+            raise ValueError("mode 'llm' needs an llm")
+        _segment_with_llm(windows, config, llm, redact)
+    return _assemble(user_id, todo, by_day, windows, config, llm, redact)
+
+
+def model_schema(n: int) -> dict[str, Any]:
+    """The JSON schema sent to the model for ``n`` steps.
+
+    Kept free of string-length limits: llama.cpp turns ``maxLength`` into a long grammar
+    repetition that makes sampling orders of magnitude slower. Step numbers carry their
+    bounds (backends that honour them cannot invent a number); :class:`Segmentation` and
+    :func:`check_segmentation` validate everything afterwards either way.
+    """
+    number = {"type": "integer", "minimum": 1, "maximum": n}
+    segment = {"type": "object", "properties": {
+        "start": number, "end": number, "summary": {"type": "string"},
+        "topics": {"type": "array", "items": {"type": "string"}, "maxItems": 3}},
+        "required": ["start", "end", "summary", "topics"]}
+    return {"type": "object", "properties": {"segments": {"type": "array", "items": segment, "minItems": 1}},
+            "required": ["segments"]}
+
+
+def _segment_with_llm(windows: list[_Window], config: MemoryConfig, llm: LLM, redact: bool) -> None:
+    prompt = load_prompt(PROMPT_NAME, config.prompt_version)
+    for w in windows:
+        schema = model_schema(len(w.steps))
+        lines = "\n".join(f"{i}. {render_step(s, redact_text=redact)}" for i, s in enumerate(w.steps, start=1))
+        w.request = ChatRequest(
+            messages=prompt.messages(n=len(w.steps), day=w.day.isoformat(), steps=lines),
+            temperature=config.temperature, seed=config.seed, max_tokens=config.max_tokens, json_schema=schema,
+            prompt_name=prompt.name, prompt_version=prompt.version)
+    pending = list(windows)
+    for attempt in range(config.max_retries + 1):
+        if not pending:
+            break
+        results = llm.generate([w.request for w in pending])  # type: ignore[misc]
+        retry: list[_Window] = []
+        for w, res in zip(pending, results, strict=True):
+            w.requests += 1
+            w.model_calls += 0 if res.cached else 1
+            w.prompt_tokens += res.prompt_tokens
+            w.completion_tokens += res.completion_tokens
+            if res.error is not None:
+                w.notes.append(f"attempt {attempt + 1}: backend error: {res.error}")
+                retry.append(w)
+                continue
+            try:
+                answer = Segmentation.model_validate_json(extract_json_text(res.text))
+                w.spans, repairs = check_segmentation(answer, len(w.steps))
+                w.notes.extend(repairs)
+            except (ValidationError, SegmentationError) as exc:
+                msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+                w.notes.append(f"attempt {attempt + 1}: {msg}")
+                w.request = w.request.model_copy(update={"messages": [  # type: ignore[union-attr]
+                    *w.request.messages,  # type: ignore[union-attr]
+                    {"role": "assistant", "content": res.text},
+                    {"role": "user", "content": f"That answer is invalid: {msg}. The segments must cover steps 1 to "
+                                                f"{len(w.steps)} exactly once, in order. Reply with corrected JSON only."},
+                ]})
+                retry.append(w)
+        pending = retry
+    for w in pending:  # still failing: keep coverage with extractive memories and say so
+        w.failed = True
+        starts = boundaries(w.steps, w.vectors, gap_minutes=config.gap_minutes, min_similarity=config.min_similarity)
+        w.spans = [(s, e, extractive_summary(w.steps[s:e], w.vectors[s:e]), [], "extractive")
+                   for s, e in spans(starts, len(w.steps))]
+        log.warning("LLM segmentation failed for %s after %d attempts; extractive fallback", w.day, w.requests)
+
+
+class SegmentationError(ValueError):
+    """A segmentation that cannot be repaired deterministically (the model is asked again)."""
+
+
+def check_segmentation(answer: Segmentation, n: int) -> tuple[list[tuple[int, int, str, list[str], str]], list[str]]:
+    """Validate a model's segmentation of ``n`` steps; repair what is safe to repair.
+
+    Returns 0-based ``[start, end)`` spans with summary, topics and who wrote the summary, and
+    the repairs made. Raises :class:`SegmentationError` for numbers outside ``1..n`` or a
+    start after its end (invented or garbled numbers: the model must answer again).
+    Repairs: segments are sorted; an overlap is cut from the later segment (dropped if
+    nothing is left); a gap, including before the first or after the last segment, becomes its
+    own memory with an extractive summary.
+    """
+    for k, seg in enumerate(answer.segments, start=1):
+        if seg.start > n or seg.end > n:
+            raise SegmentationError(f"segment {k} cites step {max(seg.start, seg.end)}, but there are only {n} steps")
+        if seg.start > seg.end:
+            raise SegmentationError(f"segment {k} starts at {seg.start} after its end {seg.end}")
+    out: list[tuple[int, int, str, list[str], str]] = []
+    repairs: list[str] = []
+    covered = 0
+    for seg in sorted(answer.segments, key=lambda s: (s.start, s.end)):
+        start, end = seg.start - 1, seg.end
+        if start < covered:
+            repairs.append(f"overlap: steps {start + 1}-{covered} cut from a later segment")
+            start = covered
+            if start >= end:
+                repairs.append("a segment fully inside another was dropped")
+                continue
+        if start > covered:
+            repairs.append(f"gap: steps {covered + 1}-{start} got an extractive summary")
+            out.append((covered, start, "", [], "gap"))
+        out.append((start, end, seg.summary.strip(), [t.strip() for t in seg.topics if t.strip()][:3], "llm"))
+        covered = end
+    if covered < n:
+        repairs.append(f"gap: steps {covered + 1}-{n} got an extractive summary")
+        out.append((covered, n, "", [], "gap"))
+    return out, repairs
+
+
+def _assemble(user_id: str, todo: list[dt.date], by_day: dict[dt.date, list[Action]], windows: list[_Window],
+              config: MemoryConfig, llm: LLM | None, redact: bool) -> list[DayResult]:
+    model = llm.model_id if (llm is not None and config.mode == "llm") else None
+    prompt = None
+    if config.mode == "llm":
+        p = load_prompt(PROMPT_NAME, config.prompt_version)
+        prompt = f"{p.name}.v{p.version}"
+    results = []
+    for day in todo:
+        ws = [w for w in windows if w.day == day]
+        memories: list[IntentMemory] = []
+        notes: list[str] = []
+        for w in ws:
+            notes.extend(w.notes)
+            for start, end, summary, topics, by in w.spans:
+                steps = w.steps[start:end]
+                if by == "gap":
+                    summary, by = extractive_summary(steps, w.vectors[start:end]), "extractive"
+                ids = [aid for s in steps for aid in s.action_ids]
+                memories.append(IntentMemory(
+                    memory_id=memory_id(config.memory_set or config.mode, user_id, ids),
+                    memory_set=config.memory_set or config.mode, user_id=user_id, day=day,
+                    position=len(memories), start_ts=steps[0].first.ts, end_ts=steps[-1].actions[-1].ts,
+                    action_ids=ids, summary=summary, topics=topics, mode=config.mode, summary_by=by,
+                    model=model, prompt=prompt, redacted=redact))
+        failed = any(w.failed for w in ws)
+        repaired = any(w.notes for w in ws)
+        results.append(DayResult(
+            user_id=user_id, day=day, n_actions=len(by_day[day]), memories=memories,
+            status="fallback" if failed else ("repaired" if repaired and config.mode == "llm" else "ok"),
+            note="; ".join(notes) or None,
+            llm_requests=sum(w.requests for w in ws), llm_model_calls=sum(w.model_calls for w in ws),
+            prompt_tokens=sum(w.prompt_tokens for w in ws), completion_tokens=sum(w.completion_tokens for w in ws)))
+    return results
