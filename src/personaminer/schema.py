@@ -177,3 +177,95 @@ def memory_id(memory_set: str, user_id: str, action_ids: list[str]) -> str:
     """Stable id of a memory: a hash of its set, user and exact action ids."""
     key = "\x1f".join([memory_set, user_id, *action_ids])
     return "m" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+
+
+PERSONA_SETS_DDL = """
+CREATE TABLE IF NOT EXISTS persona_sets (
+    set_id            VARCHAR PRIMARY KEY,
+    user_id           VARCHAR NOT NULL,
+    builder           VARCHAR NOT NULL,
+    memory_set        VARCHAR NOT NULL,
+    sample_index      INTEGER NOT NULL,
+    seed              INTEGER NOT NULL,
+    temperature       DOUBLE NOT NULL,
+    model             VARCHAR,
+    prompt            VARCHAR,
+    config            JSON,
+    status            VARCHAR NOT NULL,
+    n_personas        INTEGER NOT NULL,
+    n_memories        INTEGER NOT NULL,
+    unassigned        VARCHAR[],
+    subset            VARCHAR[],
+    note              VARCHAR,
+    raw               VARCHAR,
+    llm_requests      INTEGER NOT NULL,
+    llm_model_calls   INTEGER NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL
+)
+"""
+
+PERSONAS_DDL = """
+CREATE TABLE IF NOT EXISTS personas (
+    persona_id  VARCHAR PRIMARY KEY,
+    set_id      VARCHAR NOT NULL,
+    user_id     VARCHAR NOT NULL,
+    position    INTEGER NOT NULL,
+    label       VARCHAR NOT NULL,
+    description VARCHAR NOT NULL,
+    evidence    VARCHAR[] NOT NULL,
+    builder     VARCHAR NOT NULL
+)
+"""
+
+
+class Persona(BaseModel):
+    """One facet of a user: a label, a description, and the memory ids that support it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    persona_id: str
+    set_id: str
+    user_id: str
+    position: int
+    label: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    evidence: list[str] = Field(min_length=1, description="memory ids, all of this user")
+    builder: str
+
+
+class PersonaSet(BaseModel):
+    """One candidate set of personas for a user, with its provenance and cost.
+
+    ``status``: ``ok``; ``repaired`` (the answer needed a deterministic fix, see ``note``);
+    ``failed`` (no valid answer after the retries: no personas are stored, ``raw`` keeps the
+    last model text).
+    """
+
+    set_id: str
+    user_id: str
+    builder: str
+    memory_set: str
+    sample_index: int = 0
+    seed: int = 0
+    temperature: float = 0.0
+    model: str | None = None
+    prompt: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    status: str = "ok"
+    personas: list[Persona] = Field(default_factory=list)
+    n_memories: int = 0
+    unassigned: list[str] = Field(default_factory=list)
+    subset: list[str] | None = None
+    note: str | None = None
+    raw: str | None = None
+    llm_requests: int = 0
+    llm_model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def persona_set_id(builder: str, memory_set: str, user_id: str, sample_index: int, config_key: str) -> str:
+    """Stable id of a persona set: same builder, memories, user, sample and config -> same id."""
+    key = "\x1f".join([builder, memory_set, user_id, str(sample_index), config_key])
+    return "s" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]

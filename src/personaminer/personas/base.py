@@ -1,0 +1,221 @@
+"""What every persona builder shares: its config, its input, LLM calls with validation, subsets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError
+
+from personaminer.embed import Embedder
+from personaminer.llm.base import LLM, ChatRequest, extract_json_text, format_validation_error
+from personaminer.prompts import Prompt
+from personaminer.schema import Persona, PersonaSet, persona_set_id
+
+BuilderName = Literal["cluster", "model", "single"]
+
+
+@dataclass
+class PersonaConfig:
+    """Settings of the persona stage (one object for every builder; recorded with each set).
+
+    Attributes
+    ----------
+    builder: ``cluster`` (embed + cluster + LLM label), ``model`` (the persona model writes the
+        whole set), ``single`` (one persona from all memories: the baseline).
+    memory_set: which intent memories to read (see ``personaminer memories --set``).
+    min_personas, max_personas: bounds on the number of personas (``cluster`` chooses within
+        them by silhouette; ``model`` is asked for a count within them).
+    samples, temperature, seed: ``samples`` candidate sets per user; sample *i* uses seed
+        ``seed + i``. The default is one greedy (temperature 0) set.
+    allow_shared_evidence: whether one memory may support several personas (``model``).
+    max_memories: at most this many memories go into one prompt; more are reduced to a
+        representative subset (the most central memories of an initial clustering).
+    min_cluster_size: ``cluster`` leaves memories of smaller clusters unassigned (reported).
+    max_retries: re-asks (with the error fed back) before a set is recorded as failed.
+    """
+
+    builder: BuilderName = "model"
+    memory_set: str = "llm"
+    min_personas: int = 2
+    max_personas: int = 5
+    samples: int = 1
+    temperature: float = 0.0
+    seed: int = 0
+    allow_shared_evidence: bool = False
+    max_memories: int = 40
+    min_cluster_size: int = 2
+    max_retries: int = 2
+    max_tokens: int = 1024
+    adapter: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.builder not in ("cluster", "model", "single"):
+            raise ValueError(f"builder must be cluster, model or single, not {self.builder!r}")
+        if not 1 <= self.min_personas <= self.max_personas:
+            raise ValueError("need 1 <= min_personas <= max_personas")
+        if self.samples < 1:
+            raise ValueError("samples must be at least 1")
+        if self.samples > 1 and self.temperature == 0 and self.builder != "cluster":
+            raise ValueError("several samples at temperature 0 are identical: pass --temperature > 0")
+        if self.max_memories < 2:
+            raise ValueError("max_memories must be at least 2")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def key(self) -> str:
+        """Fingerprint of what changes the output (not ``samples``: sample i is the same at any N)."""
+        d = self.to_dict()
+        d.pop("samples")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class MemoryItem:
+    """The part of an intent memory a persona builder reads."""
+
+    memory_id: str
+    day: dt.date
+    summary: str
+
+    def line(self) -> str:
+        return f"[{self.day.isoformat()}] " + " ".join(self.summary.split())
+
+
+@dataclass
+class Usage:
+    """LLM cost of one set."""
+
+    requests: int = 0
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class PersonaBuilder(Protocol):
+    """A builder turns one user's memories into ``config.samples`` candidate persona sets."""
+
+    name: str
+
+    def build(self, user_id: str, memories: Sequence[MemoryItem], config: PersonaConfig, *, embedder: Embedder,
+              llm: LLM | None) -> list[PersonaSet]: ...
+
+
+class LabelAnswer(BaseModel):
+    """A label and a description (cluster and single builders)."""
+
+    label: str = Field(min_length=2, max_length=80)
+    description: str = Field(min_length=10, max_length=1200)
+
+
+LABEL_SCHEMA = {"type": "object", "properties": {"label": {"type": "string"}, "description": {"type": "string"}},
+                "required": ["label", "description"]}
+
+
+def ask(llm: LLM, requests: list[ChatRequest], parse: Callable[[str], Any], max_retries: int,
+        usages: list[Usage]) -> list[tuple[Any, str | None]]:
+    """Send requests; ``parse`` validates each answer (raising ``ValueError`` to ask again).
+
+    The error is fed back as a user message. Returns ``(value or None, last raw text)`` per
+    request; ``usages`` accumulate cost and every error, so nothing fails silently.
+    """
+    current = list(requests)
+    out: list[tuple[Any, str | None]] = [(None, None)] * len(requests)
+    pending = list(range(len(requests)))
+    for attempt in range(max_retries + 1):
+        if not pending:
+            break
+        results = llm.generate([current[i] for i in pending])
+        again = []
+        for i, res in zip(pending, results, strict=True):
+            u = usages[i]
+            u.requests += 1
+            u.model_calls += 0 if res.cached else 1
+            u.prompt_tokens += res.prompt_tokens
+            u.completion_tokens += res.completion_tokens
+            if res.error is not None:
+                u.notes.append(f"attempt {attempt + 1}: backend error: {res.error}")
+                again.append(i)
+                continue
+            try:
+                out[i] = (parse(res.text), res.text)
+            except (ValueError, ValidationError) as exc:
+                msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+                u.notes.append(f"attempt {attempt + 1}: {msg}")
+                out[i] = (None, res.text)
+                current[i] = current[i].model_copy(update={"messages": [
+                    *current[i].messages, {"role": "assistant", "content": res.text},
+                    {"role": "user", "content": f"That answer is invalid: {msg}. Reply with corrected JSON only."}]})
+                again.append(i)
+        pending = again
+    return out
+
+
+def parse_label(text: str) -> LabelAnswer:
+    return LabelAnswer.model_validate_json(extract_json_text(text))
+
+
+def request(prompt: Prompt, schema: dict[str, Any], config: PersonaConfig, sample: int, **fields: Any) -> ChatRequest:
+    return ChatRequest(messages=prompt.messages(**fields), temperature=config.temperature, seed=config.seed + sample,
+                       max_tokens=config.max_tokens, json_schema=schema, prompt_name=prompt.name,
+                       prompt_version=prompt.version)
+
+
+def numbered(memories: Sequence[MemoryItem]) -> str:
+    return "\n".join(f"{i}. {m.line()}" for i, m in enumerate(memories, start=1))
+
+
+def representative_subset(memories: Sequence[MemoryItem], vectors: np.ndarray, limit: int) -> list[int]:
+    """Indices of at most ``limit`` memories that represent all of them, in time order.
+
+    An initial agglomerative clustering (cosine, average linkage) into ``min(8, limit // 3)``
+    groups; each group gets a share of ``limit`` proportional to its size (at least one), filled
+    with its most central memories (highest mean cosine similarity to the group).
+    """
+    n = len(memories)
+    if n <= limit:
+        return list(range(n))
+    from sklearn.cluster import AgglomerativeClustering
+
+    k = max(2, min(8, limit // 3))
+    labels = AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="average").fit_predict(vectors)
+    groups = [np.flatnonzero(labels == c) for c in range(k)]
+    shares = [max(1, round(limit * len(g) / n)) for g in groups]
+    while sum(shares) > limit:
+        shares[int(np.argmax(shares))] -= 1
+    chosen: list[int] = []
+    for g, share in zip(groups, shares, strict=True):
+        sims = vectors[g] @ vectors[g].T
+        order = g[np.argsort(-sims.mean(axis=1), kind="stable")]
+        chosen.extend(int(i) for i in order[:share])
+    return sorted(chosen)
+
+
+def new_set(builder: str, user_id: str, config: PersonaConfig, sample: int, model: str | None,
+            prompt: str | None) -> PersonaSet:
+    set_id = persona_set_id(builder, config.memory_set, user_id, sample, config.key() + (model or ""))
+    return PersonaSet(set_id=set_id, user_id=user_id, builder=builder, memory_set=config.memory_set,
+                      sample_index=sample, seed=config.seed + sample, temperature=config.temperature, model=model,
+                      prompt=prompt, config=config.to_dict())
+
+
+def finish_set(ps: PersonaSet, items: list[tuple[str, str, list[str]]], usage: Usage, *, n_memories: int,
+               unassigned: list[str] | None = None, subset: list[str] | None = None, status: str = "ok",
+               raw: str | None = None) -> PersonaSet:
+    """Fill a set's personas (label, description, evidence ids) and its bookkeeping."""
+    personas = [Persona(persona_id="p" + hashlib.sha256(f"{ps.set_id}\x1f{i}".encode()).hexdigest()[:20],
+                        set_id=ps.set_id, user_id=ps.user_id, position=i, label=label.strip(),
+                        description=" ".join(desc.split()), evidence=evidence, builder=ps.builder)
+                for i, (label, desc, evidence) in enumerate(items)]
+    return ps.model_copy(update={
+        "personas": personas, "status": status if personas else "failed", "n_memories": n_memories,
+        "unassigned": unassigned or [], "subset": subset, "note": "; ".join(usage.notes) or None, "raw": raw,
+        "llm_requests": usage.requests, "llm_model_calls": usage.model_calls, "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens})

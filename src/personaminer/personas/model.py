@@ -1,0 +1,133 @@
+"""Builder ``model``: the persona model writes the whole persona set in one call.
+
+This is the model that training (groupwise DPO) improves. Its answer is validated: evidence
+numbers must exist, personas need evidence, a memory supports one persona unless
+``allow_shared_evidence``, duplicates are merged. Invalid answers are asked again with the
+error; a set that stays invalid is stored as ``failed`` with the raw text, never as personas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, Field
+
+from personaminer.embed import Embedder
+from personaminer.llm.base import LLM, extract_json_text
+from personaminer.personas.base import (
+    MemoryItem,
+    PersonaConfig,
+    Usage,
+    ask,
+    finish_set,
+    new_set,
+    numbered,
+    representative_subset,
+    request,
+)
+from personaminer.prompts import load_prompt
+from personaminer.schema import PersonaSet
+
+PROMPT = "persona_model"
+
+
+class PersonaDraft(BaseModel):
+    label: str = Field(min_length=2, max_length=80)
+    description: str = Field(min_length=10, max_length=1200)
+    evidence: list[int] = Field(min_length=1)
+
+
+class PersonaSetDraft(BaseModel):
+    personas: list[PersonaDraft] = Field(min_length=1)
+
+
+def model_schema(n: int, max_personas: int) -> dict:
+    """JSON schema for the model (no string-length limits: they slow llama.cpp's grammar)."""
+    persona = {"type": "object", "properties": {
+        "label": {"type": "string"}, "description": {"type": "string"},
+        "evidence": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": n}, "minItems": 1}},
+        "required": ["label", "description", "evidence"]}
+    return {"type": "object", "properties": {"personas": {"type": "array", "items": persona, "minItems": 1,
+                                                          "maxItems": max_personas}}, "required": ["personas"]}
+
+
+def validate_draft(draft: PersonaSetDraft, n: int, config: PersonaConfig) -> tuple[list[tuple[str, str, list[int]]],
+                                                                                 list[str]]:
+    """Check a drafted set against ``n`` numbered memories; return (personas, repairs).
+
+    Raises ``ValueError`` (the model is asked again) for: a number outside ``1..n``, more than
+    ``max_personas`` personas, or, when shared evidence is not allowed, a memory cited by two
+    personas. Repairs: repeated numbers within one persona are removed; duplicates (same label
+    ignoring case, or evidence overlapping by Jaccard >= 0.8) are merged into the first.
+    """
+    if len(draft.personas) > config.max_personas:
+        raise ValueError(f"{len(draft.personas)} personas, at most {config.max_personas} allowed")
+    owner: dict[int, int] = {}
+    personas: list[tuple[str, str, list[int]]] = []
+    for k, p in enumerate(draft.personas, start=1):
+        bad = [e for e in p.evidence if not 1 <= e <= n]
+        if bad:
+            raise ValueError(f"persona {k} cites memory {bad[0]}, but the memories are numbered 1 to {n}")
+        evidence = sorted(set(p.evidence))
+        if not config.allow_shared_evidence:
+            for e in evidence:
+                if e in owner:
+                    raise ValueError(f"memory {e} is cited by personas {owner[e]} and {k}; each memory may "
+                                     "support only one persona")
+                owner[e] = k
+        personas.append((p.label.strip(), p.description.strip(), evidence))
+    merged: list[tuple[str, str, list[int]]] = []
+    repairs = []
+    for label, desc, ev in personas:
+        for j, (l2, d2, ev2) in enumerate(merged):
+            jac = len(set(ev) & set(ev2)) / len(set(ev) | set(ev2))
+            if label.casefold() == l2.casefold() or jac >= 0.8:
+                merged[j] = (l2, d2, sorted(set(ev) | set(ev2)))
+                repairs.append(f"merged duplicate persona {label!r} into {l2!r}")
+                break
+        else:
+            merged.append((label, desc, ev))
+    return merged, repairs
+
+
+class ModelBuilder:
+    """One LLM call per sample writes the user's whole persona set."""
+
+    name = "model"
+
+    def build(self, user_id: str, memories: Sequence[MemoryItem], config: PersonaConfig, *, embedder: Embedder,
+              llm: LLM | None) -> list[PersonaSet]:
+        if llm is None:
+            raise ValueError("the model builder needs an llm")
+        prompt = load_prompt(PROMPT)
+        vectors = embedder.encode([m.summary for m in memories])
+        idx = representative_subset(memories, vectors, config.max_memories)
+        shown = [memories[i] for i in idx]
+        subset = [m.memory_id for m in shown] if len(shown) < len(memories) else None
+        n = len(shown)
+        overlap = ("a memory may support more than one persona" if config.allow_shared_evidence
+                   else "each memory supports at most one persona")
+        requests = [request(prompt, model_schema(n, config.max_personas), config, s, n=n, memories=numbered(shown),
+                            min_personas=min(config.min_personas, n), max_personas=config.max_personas,
+                            overlap_rule=overlap) for s in range(config.samples)]
+        usages = [Usage() for _ in requests]
+
+        def parse(text: str) -> tuple[list[tuple[str, str, list[int]]], list[str]]:
+            return validate_draft(PersonaSetDraft.model_validate_json(extract_json_text(text)), n, config)
+
+        answers = ask(llm, requests, parse, config.max_retries, usages)
+        sets = []
+        for s, ((value, raw), usage) in enumerate(zip(answers, usages, strict=True)):
+            ps = new_set(self.name, user_id, config, s, llm.model_id, f"{prompt.name}.v{prompt.version}")
+            if value is None:
+                sets.append(finish_set(ps, [], usage, n_memories=len(memories), subset=subset, raw=raw))
+                continue
+            personas, repairs = value
+            usage.notes.extend(repairs)
+            items = [(label, desc, [shown[e - 1].memory_id for e in ev]) for label, desc, ev in personas]
+            cited = {e for _, _, ev in personas for e in ev}
+            unassigned = [m.memory_id for i, m in enumerate(shown, start=1) if i not in cited]
+            status = "repaired" if repairs or usage.requests > 1 else "ok"
+            sets.append(finish_set(ps, items, usage, n_memories=len(memories), unassigned=unassigned, subset=subset,
+                                   status=status, raw=raw))
+        return sets

@@ -1,0 +1,128 @@
+"""Persona builders on real AOL memories with a stand-in LLM: validation, storage, checks, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from persona_testkit import FakePersonaLLM
+
+from personaminer import Workspace
+from personaminer.personas import PersonaConfig, export_personas, run_personas, verify_personas
+from personaminer.personas.base import MemoryItem, representative_subset
+from personaminer.personas.cluster import choose_clusters
+from personaminer.personas.model import PersonaDraft, PersonaSetDraft, validate_draft
+from personaminer.personas.run import check_evidence, load_memory_items
+
+
+def _draft(*evidence: list[int], labels: list[str] | None = None) -> PersonaSetDraft:
+    labels = labels or [f"Persona {i}" for i in range(len(evidence))]
+    return PersonaSetDraft(personas=[PersonaDraft(label=lb, description="A description of ten+ chars.", evidence=e)
+                                     for lb, e in zip(labels, evidence, strict=True)])
+
+
+def test_validate_draft_rules() -> None:
+    cfg = PersonaConfig(max_personas=3)
+    personas, repairs = validate_draft(_draft([1, 2, 2], [3]), 4, cfg)
+    assert [p[2] for p in personas] == [[1, 2], [3]] and repairs == []
+    with pytest.raises(ValueError, match="numbered 1 to 4"):
+        validate_draft(_draft([1, 9]), 4, cfg)
+    with pytest.raises(ValueError, match="cited by personas 1 and 2"):
+        validate_draft(_draft([1, 2], [2, 3]), 4, cfg)
+    shared = PersonaConfig(max_personas=3, allow_shared_evidence=True)
+    personas, repairs = validate_draft(_draft([1, 2], [2, 3]), 4, shared)
+    assert len(personas) == 2
+    personas, repairs = validate_draft(_draft([1, 2, 3, 4], [1, 2, 3, 4, 5]), 5, shared)  # near-duplicate
+    assert len(personas) == 1 and "merged" in repairs[0]
+    personas, _ = validate_draft(_draft([1], [2], labels=["Cooking", "cooking"]), 2, cfg)
+    assert len(personas) == 1 and personas[0][2] == [1, 2]
+    with pytest.raises(ValueError, match="at most 3"):
+        validate_draft(_draft([1], [2], [3], [4]), 4, cfg)
+
+
+def test_cluster_choice_and_subset() -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 16))
+    x = np.vstack([c + 0.05 * rng.normal(size=(6, 16)) for c in centers])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = choose_clusters(x, 2, 5)
+    assert len(set(labels.tolist())) == 3
+    items = [MemoryItem(f"m{i}", __import__("datetime").date(2006, 3, 1), f"s{i}") for i in range(18)]
+    sub = representative_subset(items, x, 6)
+    assert len(sub) == 6 and sub == sorted(sub)
+    assert len({int(labels[i]) for i in sub}) == 3  # every group is represented
+
+
+@pytest.mark.parametrize("builder", ["model", "cluster", "single"])
+def test_builders_store_checked_sets(ws_copy: tuple[Path, list[str]], embedder, builder: str) -> None:  # type: ignore[no-untyped-def]
+    path, users = ws_copy
+    llm = FakePersonaLLM()
+    with Workspace(path) as ws:
+        s = run_personas(ws, users, PersonaConfig(builder=builder, memory_set="extractive"), embedder=embedder,
+                         llm=llm, progress=False)
+        assert s["check"]["ok"] and s["sets"] == len(users) and s["failed_sets"] == 0
+        rows = ws.con.execute("SELECT user_id, evidence FROM personas").fetchall()
+        for user_id, evidence in rows:
+            own = {m.memory_id for m in load_memory_items(ws, user_id, "extractive")}
+            assert evidence and set(evidence) <= own
+        again = run_personas(ws, users, PersonaConfig(builder=builder, memory_set="extractive"), embedder=embedder,
+                             llm=llm, progress=False)
+        assert again["sets"] == 0 and again["sets_skipped"] == len(users)
+    if builder == "single":
+        assert all(len(r[1]) >= 1 for r in rows) and len(rows) == len(users)
+    else:
+        assert len(rows) >= len(users)
+
+
+def test_invented_memory_number_is_never_stored(ws_copy: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
+    path, users = ws_copy
+    with Workspace(path) as ws:
+        s = run_personas(ws, users[:1], PersonaConfig(memory_set="extractive"), embedder=embedder,
+                         llm=FakePersonaLLM(bad_numbers=-1), progress=False)
+        assert s["failed_sets"] == 1 and s["personas"] == 0
+        status, note, raw = ws.con.execute("SELECT status, note, raw FROM persona_sets").fetchall()[0]
+        assert status == "failed" and "numbered 1 to" in note and "Ghost" in raw
+        assert ws.con.execute("SELECT count(*) FROM personas").fetchall()[0][0] == 0
+        retried = run_personas(ws, users[1:2], PersonaConfig(memory_set="extractive"), embedder=embedder,
+                               llm=FakePersonaLLM(bad_numbers=1), progress=False)
+        assert retried["failed_sets"] == 0 and retried["repaired_sets"] == 1
+
+
+def test_foreign_memory_is_caught(ws_copy: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
+    from personaminer.personas.model import ModelBuilder
+
+    path, users = ws_copy
+    with Workspace(path) as ws:
+        mine = load_memory_items(ws, users[0], "extractive")
+        theirs = load_memory_items(ws, users[1], "extractive")
+    sets = ModelBuilder().build(users[0], mine, PersonaConfig(memory_set="extractive"), embedder=embedder,
+                                llm=FakePersonaLLM())
+    forged = sets[0].personas[0].model_copy(update={"evidence": [theirs[0].memory_id]})
+    bad = sets[0].model_copy(update={"personas": [forged]})
+    with pytest.raises(ValueError, match="not of this user"):
+        check_evidence(bad, mine)
+
+
+def test_samples_and_export(ws_copy: tuple[Path, list[str]], embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path, users = ws_copy
+    with Workspace(path) as ws:
+        s = run_personas(ws, users[:2], PersonaConfig(memory_set="extractive", samples=3, temperature=0.7, seed=4),
+                         embedder=embedder, llm=FakePersonaLLM(), progress=False)
+        assert s["sets"] == 6
+        seeds = sorted(r[0] for r in ws.con.execute("SELECT DISTINCT seed FROM persona_sets").fetchall())
+        assert seeds == [4, 5, 6]
+        n = export_personas(ws, tmp_path / "p.jsonl")
+        assert verify_personas(ws)["ok"]
+    records = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(records) == n == 12
+    ev = records[0]["evidence"][0]
+    assert ev["memory_id"].startswith("m") and ev["action_ids"] and ev["summary"]
+
+
+def test_config_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        PersonaConfig(samples=3)
+    with pytest.raises(ValueError, match="min_personas"):
+        PersonaConfig(min_personas=4, max_personas=2)
