@@ -11,7 +11,10 @@
 * ``n`` samples are ``n`` sequential calls with seeds ``seed, seed+1, ..., seed+n-1``.
   At temperature 0 they are identical (greedy decoding).
 * Consecutive calls on one instance reuse the KV cache of the longest common token
-  prefix, so batches that share a long prompt prefix are faster in order.
+  prefix, so batches that share a long prompt prefix are faster in order. Reusing the
+  cache changes logits in the last float bits, so for ``temperature > 0`` the state is
+  reset before each call: a (request, seed) then always gives the same sample. Greedy
+  (temperature 0) calls keep the prefix reuse.
 """
 
 from __future__ import annotations
@@ -154,6 +157,8 @@ class LlamaCppLLM(LLM):
                 if req.top_logprobs > 0:
                     kwargs["logprobs"] = True
                     kwargs["top_logprobs"] = req.top_logprobs
+                if req.temperature > 0:
+                    llm.reset()  # sampled output must not depend on the previous call's KV cache
                 resp = llm.create_chat_completion(**kwargs)
                 choice = resp["choices"][0]
                 texts.append(choice["message"].get("content") or "")

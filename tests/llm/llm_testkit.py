@@ -1,0 +1,286 @@
+"""Helpers for the LLM tests (imported by conftest.py and the test modules): fakes, real AOL examples, real models."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import BaseModel, Field
+
+from personaminer.llm.base import LLM, ChatRequest, ChatResult, ModelNotAvailable
+from personaminer.llm.catalog import resolve
+
+AOL_TAR = Path(os.environ.get("PERSONAMINER_AOL_TAR", str(Path(os.environ.get("PERSONAMINER_SHARED_DATASETS", Path(__file__).resolve().parents[3] / "shared" / "datasets")) / "aol_top1000_users" / "user_search_logs.tar.gz")))
+TEST_MODEL = os.environ.get("PERSONAMINER_TEST_MODEL", "smollm2-135m-instruct")
+JUDGE_MODEL = "qwen2.5-coder-1.5b-instruct"
+
+
+# ----------------------------------------------------------------- fake backend
+class FakeLLM(LLM):
+    """A backend whose answers come from ``respond(request, call_index)``; counts calls."""
+
+    backend_name = "fake"
+
+    def __init__(self, respond: Callable[[ChatRequest, int], ChatResult] | None = None, model: str = "fake-model"):
+        super().__init__()
+        self._respond = respond or (lambda req, i: ChatResult(texts=[f"echo:{req.messages[-1]['content']}"]))
+        self._model = model
+        self.seen: list[ChatRequest] = []
+
+    @property
+    def model_id(self) -> str:
+        return self._model
+
+    def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
+        out = []
+        for req in requests:
+            self.seen.append(req)
+            out.append(self._respond(req, self.model_calls))
+            self.model_calls += 1
+        return out
+
+
+@pytest.fixture
+def fake_llm_cls() -> type[FakeLLM]:
+    return FakeLLM
+
+
+def user_msg(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+# ----------------------------------------------------------------- real AOL data
+def aol_queries(user_id: str, keyword: str | None = None, k: int = 10) -> list[str]:
+    """Up to ``k`` distinct queries of one AOL user (optionally containing ``keyword``), in time order."""
+    if not AOL_TAR.is_file():
+        pytest.skip(f"real AOL data not found at {AOL_TAR}")
+    with tarfile.open(AOL_TAR, "r:gz") as tar:
+        member = tar.extractfile(f"user_search_logs/{user_id}.txt")
+        assert member is not None
+        text = member.read().decode("utf-8", errors="replace")
+    out: list[str] = []
+    for record in text.split("\n\n"):
+        first = record.strip().split("\n")[0]
+        if "\t" not in first:
+            continue
+        query = first.split("\t")[0].strip()
+        if query and query not in out and (keyword is None or keyword in query):
+            out.append(query)
+        if len(out) >= k:
+            break
+    return out
+
+
+@dataclass(frozen=True)
+class JudgeExample:
+    user_id: str
+    keyword: str  #: evidence = the user's first distinct queries containing this word
+    supported: str  #: a paraphrase of those queries
+    unsupported: str  #: an unrelated topic
+
+
+# Chosen by keyword frequency in the real log (each user has >= 30 such queries).
+JUDGE_EXAMPLES = [
+    JudgeExample("3141170", "recipe", "The user looks for cooking recipes.", "The user follows professional baseball."),
+    JudgeExample("271639", "jobs", "The user is searching for a job.", "The user is planning a wedding."),
+    JudgeExample("3327666", "golf", "The user is interested in golf equipment and golf courses.", "The user looks up song lyrics."),
+    JudgeExample("2855040", "lyrics", "The user looks up song lyrics.", "The user is shopping for a mortgage."),
+    JudgeExample("678360", "fishing", "The user is interested in fishing and fishing rods.", "The user is looking for hotel deals."),
+]
+
+JUDGE_SYSTEM = "You check whether claims are supported by evidence. Answer Yes or No."
+
+
+def judge_request(evidence: list[str], claim: str) -> ChatRequest:
+    lines = "\n".join(f"- {q}" for q in evidence)
+    return ChatRequest(
+        messages=[
+            {"role": "system", "content": JUDGE_SYSTEM},
+            {
+                "role": "user",
+                "content": f"Evidence (search queries):\n{lines}\n\nClaim: {claim}\n"
+                "Is the claim supported by the evidence? Answer Yes or No.",
+            },
+        ],
+        prompt_name="test-judge",
+        prompt_version="1",
+    )
+
+
+# ----------------------------------------------------------------- persona prompt
+class PersonaAnswer(BaseModel):
+    # Bounded lengths become part of the grammar, so a small model cannot ramble past max_tokens.
+    label: str = Field(min_length=1, max_length=60)
+    description: str = Field(min_length=1, max_length=240)
+    interests: list[str] = Field(min_length=1, max_length=5)
+
+
+def persona_request(queries: list[str]) -> ChatRequest:
+    lines = "\n".join(f"- {q}" for q in queries)
+    return ChatRequest(
+        messages=[
+            {"role": "system", "content": "You describe users from their search queries. Reply in JSON."},
+            {
+                "role": "user",
+                "content": f"Search queries of one user:\n{lines}\n\nGive a short persona label, a one-sentence "
+                "description and 1-5 interests, as JSON with keys label, description, interests.",
+            },
+        ],
+        max_tokens=200,
+        prompt_name="test-persona",
+        prompt_version="1",
+    )
+
+
+# ----------------------------------------------------------------- real models
+def require_llama_cpp() -> None:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        pytest.skip("llama-cpp-python is not installed (pip install llama-cpp-python==0.3.36)")
+
+
+def require_model(name: str) -> Path:
+    require_llama_cpp()
+    try:
+        return resolve(name)
+    except ModelNotAvailable as err:
+        pytest.skip(f"model not installed: {err}")
+
+
+@pytest.fixture(scope="session")
+def small_model_path() -> Path:
+    return require_model(TEST_MODEL)
+
+
+@dataclass(frozen=True)
+class JudgeModel:
+    name: str
+    path: Path
+    strict: bool  #: True: every supported claim > 0.5 > every unsupported one; False: pairwise only
+
+
+@pytest.fixture(scope="session")
+def judge_model() -> JudgeModel:
+    """Qwen-1.5B (strict assertions) if installed, else Qwen-0.5B (looser, measured), else skip.
+
+    Measured P(yes) on JUDGE_EXAMPLES (supported/unsupported): Qwen-1.5B 0.78-0.90 vs 0.09-0.12;
+    Qwen-0.5B 0.31-0.39 vs 0.17-0.25 (separates pairwise, never above 0.5); SmolLM2-135M one pair
+    reversed (no signal), so it is never used here.
+    """
+    require_llama_cpp()
+    candidates = [(JUDGE_MODEL, True), ("qwen2.5-coder-0.5b-instruct", False)]
+    forced = os.environ.get("PERSONAMINER_JUDGE_MODEL")  # pick one of the two explicitly
+    if forced:
+        candidates = [c for c in candidates if c[0] == forced]
+    for name, strict in candidates:
+        try:
+            return JudgeModel(name, resolve(name), strict)
+        except ModelNotAvailable:
+            continue
+    pytest.skip(
+        f"the yes/no judge test needs {JUDGE_MODEL} (or the 0.5B model; SmolLM2-135M gives no signal): "
+        f"run `personaminer models install {JUDGE_MODEL}`"
+    )
+
+
+def judge_batch() -> list[ChatRequest]:
+    """Requests in pairs (supported, unsupported) for every JUDGE_EXAMPLES entry, from real AOL queries."""
+    reqs = []
+    for ex in JUDGE_EXAMPLES:
+        evidence = aol_queries(ex.user_id, ex.keyword, 10)
+        assert len(evidence) >= 5, f"AOL user {ex.user_id} has too few '{ex.keyword}' queries"
+        reqs += [judge_request(evidence, ex.supported), judge_request(evidence, ex.unsupported)]
+    return reqs
+
+
+def assert_judge_separates(scores: list[float], strict: bool) -> None:
+    supported, unsupported = scores[0::2], scores[1::2]
+    for s, u in zip(supported, unsupported):
+        assert s > u, f"P(yes) supported {s:.2f} <= unsupported {u:.2f}"
+    if strict:
+        assert min(supported) > 0.5 > max(unsupported), (supported, unsupported)
+    else:
+        assert sum(supported) / len(supported) - sum(unsupported) / len(unsupported) > 0.05, (supported, unsupported)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LlamaServer:
+    """A `python -m llama_cpp.server` child process on loopback."""
+
+    def __init__(self, model_path: Path, alias: str, startup_timeout_s: float = 90.0) -> None:
+        self.port = _free_port()
+        self.alias = alias
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        cmd = [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(model_path), "--model_alias", alias,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--n_ctx", "2048", "--n_threads", "2", "--logits_all", "True", "--verbose", "False",
+        ]  # fmt: skip
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"llama_server_{self.port}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stop()
+                pytest.fail(f"llama_cpp.server exited early (code {self.proc.returncode}); log: {self.log_path}")
+            try:
+                if httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        pytest.fail(f"llama_cpp.server did not answer within {startup_timeout_s}s; log: {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+        self._log.close()
+
+
+def _require_server_extra() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import pydantic_settings  # noqa: F401
+        import sse_starlette  # noqa: F401
+        import starlette_context  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as err:
+        pytest.skip(f"llama-cpp-python[server] extras missing ({err.name}): pip install 'llama-cpp-python[server]==0.3.36'")
+
+
+@pytest.fixture(scope="session")
+def llama_server_factory() -> Iterator[Callable[[Path, str], LlamaServer]]:
+    servers: dict[str, LlamaServer] = {}
+
+    def get(model_path: Path, alias: str) -> LlamaServer:
+        _require_server_extra()
+        if alias not in servers:
+            servers[alias] = LlamaServer(model_path, alias)
+        return servers[alias]
+
+    yield get
+    for server in servers.values():
+        server.stop()

@@ -1,0 +1,68 @@
+"""Real-model tests of the embedded llama.cpp backend (select with ``-m real_model``).
+
+The small model (``PERSONAMINER_TEST_MODEL``, default smollm2-135m-instruct) answers a
+persona prompt as schema-valid JSON. The yes/no judge test needs a model that can judge
+(see ``llm_testkit.judge_model``), and real AOL queries as evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from llm_testkit import JudgeModel, PersonaAnswer, aol_queries, assert_judge_separates, judge_batch, persona_request
+
+from personaminer.llm import CachedLLM, ChatRequest, LLMCache
+from personaminer.llm.llamacpp import LlamaCppLLM
+
+pytestmark = pytest.mark.real_model
+
+
+@pytest.fixture(scope="module")
+def small_llm(small_model_path: Path) -> Iterator[LlamaCppLLM]:
+    llm = LlamaCppLLM(small_model_path, n_ctx=2048)
+    yield llm
+    llm.close()
+
+
+def test_persona_json_validates(small_llm: LlamaCppLLM) -> None:
+    queries = aol_queries("678360", None, 15)
+    [res] = small_llm.structured([persona_request(queries)], PersonaAnswer, max_retries=2)
+    assert res.ok, (res.error, res.raw)
+    assert res.value is not None and res.value.interests
+
+
+def test_model_id_usage_and_seeded_samples(small_llm: LlamaCppLLM) -> None:
+    assert len(small_llm.model_id) == 64
+    req = ChatRequest(messages=[{"role": "user", "content": "Name a fruit."}], temperature=1.0, n=3, seed=7, max_tokens=8)
+    [a] = small_llm.generate([req])
+    [b] = small_llm.generate([req])
+    assert a.ok and len(a.texts) == 3 and a.prompt_tokens > 0 and a.completion_tokens > 0
+    assert a.texts == b.texts, "same seeds must give the same samples"
+
+
+def test_context_overflow_is_an_error_result_not_an_exception(small_llm: LlamaCppLLM) -> None:
+    huge = ChatRequest(messages=[{"role": "user", "content": "word " * 5000}], max_tokens=4)
+    [res] = small_llm.generate([huge])
+    assert res.error is not None
+
+
+def test_cached_rerun_makes_no_model_calls(small_llm: LlamaCppLLM, tmp_path: Path) -> None:
+    llm = CachedLLM(small_llm, LLMCache(tmp_path / "c.sqlite"))
+    reqs = [persona_request(aol_queries("2855040", "lyrics", 5))]
+    before = small_llm.model_calls
+    first = llm.generate(reqs)
+    second = llm.generate(reqs)
+    assert small_llm.model_calls == before + 1
+    assert second[0].cached and second[0].texts == first[0].texts
+    llm.cache.close()
+
+
+def test_judge_prefers_supported_claims(judge_model: JudgeModel) -> None:
+    llm = LlamaCppLLM(judge_model.path, n_ctx=2048)
+    try:
+        scores = llm.p_yes(judge_batch())
+    finally:
+        llm.close()
+    assert_judge_separates(scores, judge_model.strict)
