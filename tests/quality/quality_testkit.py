@@ -11,10 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
-
 from personaminer.llm.base import LLM, ChatRequest, ChatResult
-from personaminer.quality import PersonaView, SetContext
 
 _QUOTED = re.compile(r'"([^"]{3,80})"')
 
@@ -37,30 +34,3 @@ class GroundedLabeller(LLM):
                                                     f"{second}."})]))
             self.model_calls += 1
         return out
-
-
-INVENTED = "The user is a 34-year-old dentist who lives in Reno, Nevada and owns a red Ferrari."
-
-
-def degrade(ctx: SetContext, kind: str, other_description: str, embed, rng: np.random.Generator) -> SetContext:  # type: ignore[no-untyped-def]
-    """A degraded copy of a persona set (see the sanity tests for what each should break)."""
-    personas = [PersonaView(p.persona_id, p.label, p.description, list(p.evidence)) for p in ctx.personas]
-    if kind == "shuffle":  # evidence sets rotated between personas: no persona keeps its own evidence
-        evidence = [p.evidence for p in personas]
-        for p, ev in zip(personas, evidence[1:] + evidence[:1], strict=True):
-            p.evidence = ev
-    elif kind == "other_user":  # every persona's text (label and description) replaced by another user's
-        label, _, description = other_description.partition("\x1f")
-        for p in personas:
-            p.label, p.description = label, description
-    elif kind == "invented_fact":
-        for p in personas:
-            p.description = f"{p.description} {INVENTED}"
-    elif kind == "merged":  # one persona holding every memory, described by the first description
-        personas = [PersonaView(personas[0].persona_id, personas[0].label, personas[0].description,
-                                sorted({e for p in personas for e in p.evidence}))]
-    else:
-        raise ValueError(kind)
-    pvec = embed.encode([f"{p.label}. {p.description}" for p in personas])
-    ref = ctx.reference_vectors
-    return SetContext(ctx.set_id, ctx.user_id, personas, ctx.memory_ids, ctx.memory_vectors, pvec, ref)

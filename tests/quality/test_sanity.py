@@ -8,27 +8,26 @@ the LLM judge on a full sample and prints the per-term means.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from quality_testkit import degrade
 
 from personaminer.quality import QualityConfig, score_set
+from personaminer.quality.sanity import degrade
 
 
 def _scores(data, set_id, kind, other, config, llm=None):  # type: ignore[no-untyped-def]
     ctx, text, _ = data.context(set_id)
     if kind != "original":
-        ctx = degrade(ctx, kind, other, data.embedder, np.random.default_rng(0))
+        ctx = degrade(ctx, kind, other, data.embedder)
     values, _, _ = score_set(ctx, config, embedder=data.embedder, llm=llm, memory_text=text)
     return values
 
 
-def _other_description(data, set_id: str, sets: list[str]) -> str:  # type: ignore[no-untyped-def]
+def _other_description(data, set_id: str, sets: list[str]) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     me = data.context(set_id)[0].user_id
     for other in sets:
         ctx = data.context(other)[0]
         if ctx.user_id != me:
-            return f"{ctx.personas[0].label}\x1f{ctx.personas[0].description}"
+            return ctx.personas[0].label, ctx.personas[0].description
     raise AssertionError("need a second user")
 
 
