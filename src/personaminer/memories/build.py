@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from personaminer.embed import Embedder
-from personaminer.llm.base import LLM, ChatRequest, extract_json_text, format_validation_error
+from personaminer.llm.base import LLM, ChatRequest, extract_json_text
+from personaminer.llm.validated import Usage, ask
 from personaminer.memories.segment import boundaries, extractive_summary, pack_windows, spans
 from personaminer.memories.steps import Step, make_steps, render_step
 from personaminer.prompts import load_prompt
@@ -113,12 +114,8 @@ class _Window:
     vectors: np.ndarray
     request: ChatRequest | None = None
     spans: list[tuple[int, int, str, list[str], str]] = field(default_factory=list)  # start, end, summary, topics, by
-    notes: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
     failed: bool = False
-    requests: int = 0
-    model_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 def days_of(actions: Sequence[Action]) -> dict[dt.date, list[Action]]:
@@ -193,42 +190,29 @@ def _segment_with_llm(windows: list[_Window], config: MemoryConfig, llm: LLM, re
             messages=prompt.messages(n=len(w.steps), day=w.day.isoformat(), steps=lines),
             temperature=config.temperature, seed=config.seed, max_tokens=config.max_tokens, json_schema=schema,
             prompt_name=prompt.name, prompt_version=prompt.version)
-    pending = list(windows)
-    for attempt in range(config.max_retries + 1):
-        if not pending:
-            break
-        results = llm.generate([w.request for w in pending])  # type: ignore[misc]
-        retry: list[_Window] = []
-        for w, res in zip(pending, results, strict=True):
-            w.requests += 1
-            w.model_calls += 0 if res.cached else 1
-            w.prompt_tokens += res.prompt_tokens
-            w.completion_tokens += res.completion_tokens
-            if res.error is not None:
-                w.notes.append(f"attempt {attempt + 1}: backend error: {res.error}")
-                retry.append(w)
-                continue
-            try:
-                answer = Segmentation.model_validate_json(extract_json_text(res.text))
-                w.spans, repairs = check_segmentation(answer, len(w.steps))
-                w.notes.extend(repairs)
-            except (ValidationError, SegmentationError) as exc:
-                msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-                w.notes.append(f"attempt {attempt + 1}: {msg}")
-                w.request = w.request.model_copy(update={"messages": [  # type: ignore[union-attr]
-                    *w.request.messages,  # type: ignore[union-attr]
-                    {"role": "assistant", "content": res.text},
-                    {"role": "user", "content": f"That answer is invalid: {msg}. The segments must cover steps 1 to "
-                                                f"{len(w.steps)} exactly once, in order. Reply with corrected JSON only."},
-                ]})
-                retry.append(w)
-        pending = retry
+    answers = ask(llm, [w.request for w in windows],  # type: ignore[misc]
+                  [_parser(len(w.steps)) for w in windows], config.max_retries, [w.usage for w in windows],
+                  hints=[f"The segments must cover steps 1 to {len(w.steps)} exactly once, in order." for w in windows])
+    pending = []
+    for w, (value, _) in zip(windows, answers, strict=True):
+        if value is None:
+            pending.append(w)
+        else:
+            w.spans, repairs = value
+            w.usage.notes.extend(repairs)
     for w in pending:  # still failing: keep coverage with extractive memories and say so
         w.failed = True
         starts = boundaries(w.steps, w.vectors, gap_minutes=config.gap_minutes, min_similarity=config.min_similarity)
         w.spans = [(s, e, extractive_summary(w.steps[s:e], w.vectors[s:e]), [], "extractive")
                    for s, e in spans(starts, len(w.steps))]
-        log.warning("LLM segmentation failed for %s after %d attempts; extractive fallback", w.day, w.requests)
+        log.warning("LLM segmentation failed for %s after %d attempts; extractive fallback", w.day, w.usage.requests)
+
+
+def _parser(n: int) -> Callable[[str], tuple[list[tuple[int, int, str, list[str], str]], list[str]]]:
+    def parse(text: str) -> tuple[list[tuple[int, int, str, list[str], str]], list[str]]:
+        return check_segmentation(Segmentation.model_validate_json(extract_json_text(text)), n)
+
+    return parse
 
 
 class SegmentationError(ValueError):
@@ -289,7 +273,7 @@ def _assemble(user_id: str, todo: list[dt.date], by_day: dict[dt.date, list[Acti
         memories: list[IntentMemory] = []
         notes: list[str] = []
         for w in ws:
-            notes.extend(w.notes)
+            notes.extend(w.usage.notes)
             for start, end, summary, topics, by in w.spans:
                 steps = w.steps[start:end]
                 if by == "gap":
@@ -302,11 +286,12 @@ def _assemble(user_id: str, todo: list[dt.date], by_day: dict[dt.date, list[Acti
                     action_ids=ids, summary=summary, topics=topics, mode=config.mode, summary_by=by,
                     model=model, prompt=prompt, redacted=redact))
         failed = any(w.failed for w in ws)
-        repaired = any(w.notes for w in ws)
+        repaired = any(w.usage.notes for w in ws)
         results.append(DayResult(
             user_id=user_id, day=day, n_actions=len(by_day[day]), memories=memories,
             status="fallback" if failed else ("repaired" if repaired and config.mode == "llm" else "ok"),
             note="; ".join(notes) or None,
-            llm_requests=sum(w.requests for w in ws), llm_model_calls=sum(w.model_calls for w in ws),
-            prompt_tokens=sum(w.prompt_tokens for w in ws), completion_tokens=sum(w.completion_tokens for w in ws)))
+            llm_requests=sum(w.usage.requests for w in ws), llm_model_calls=sum(w.usage.model_calls for w in ws),
+            prompt_tokens=sum(w.usage.prompt_tokens for w in ws),
+            completion_tokens=sum(w.usage.completion_tokens for w in ws)))
     return results

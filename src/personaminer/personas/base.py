@@ -5,15 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from personaminer.embed import Embedder
-from personaminer.llm.base import LLM, ChatRequest, extract_json_text, format_validation_error
+from personaminer.llm.base import LLM, ChatRequest, extract_json_text
+from personaminer.llm.validated import Usage, ask
 from personaminer.prompts import Prompt
 from personaminer.schema import Persona, PersonaSet, persona_set_id
 
@@ -88,17 +89,6 @@ class MemoryItem:
         return f"[{self.day.isoformat()}] " + " ".join(self.summary.split())
 
 
-@dataclass
-class Usage:
-    """LLM cost of one set."""
-
-    requests: int = 0
-    model_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    notes: list[str] = field(default_factory=list)
-
-
 class PersonaBuilder(Protocol):
     """A builder turns one user's memories into ``config.samples`` candidate persona sets."""
 
@@ -117,45 +107,6 @@ class LabelAnswer(BaseModel):
 
 LABEL_SCHEMA = {"type": "object", "properties": {"label": {"type": "string"}, "description": {"type": "string"}},
                 "required": ["label", "description"]}
-
-
-def ask(llm: LLM, requests: list[ChatRequest], parse: Callable[[str], Any], max_retries: int,
-        usages: list[Usage]) -> list[tuple[Any, str | None]]:
-    """Send requests; ``parse`` validates each answer (raising ``ValueError`` to ask again).
-
-    The error is fed back as a user message. Returns ``(value or None, last raw text)`` per
-    request; ``usages`` accumulate cost and every error, so nothing fails silently.
-    """
-    current = list(requests)
-    out: list[tuple[Any, str | None]] = [(None, None)] * len(requests)
-    pending = list(range(len(requests)))
-    for attempt in range(max_retries + 1):
-        if not pending:
-            break
-        results = llm.generate([current[i] for i in pending])
-        again = []
-        for i, res in zip(pending, results, strict=True):
-            u = usages[i]
-            u.requests += 1
-            u.model_calls += 0 if res.cached else 1
-            u.prompt_tokens += res.prompt_tokens
-            u.completion_tokens += res.completion_tokens
-            if res.error is not None:
-                u.notes.append(f"attempt {attempt + 1}: backend error: {res.error}")
-                again.append(i)
-                continue
-            try:
-                out[i] = (parse(res.text), res.text)
-            except (ValueError, ValidationError) as exc:
-                msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-                u.notes.append(f"attempt {attempt + 1}: {msg}")
-                out[i] = (None, res.text)
-                current[i] = current[i].model_copy(update={"messages": [
-                    *current[i].messages, {"role": "assistant", "content": res.text},
-                    {"role": "user", "content": f"That answer is invalid: {msg}. Reply with corrected JSON only."}]})
-                again.append(i)
-        pending = again
-    return out
 
 
 def parse_label(text: str) -> LabelAnswer:

@@ -1,0 +1,71 @@
+"""Ask an LLM for answers that must pass a validator, feeding each error back, and count the cost.
+
+:meth:`personaminer.llm.base.LLM.structured` checks a JSON schema; :func:`ask` takes any
+``parse`` function, so a stage can also check meaning (segments cover every step, evidence
+numbers exist) and have the model correct itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from personaminer.llm.base import LLM, ChatRequest, format_validation_error
+
+
+@dataclass
+class Usage:
+    """LLM cost of one unit of work (a window, a persona set), and every error it met."""
+
+    requests: int = 0
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def ask(llm: LLM, requests: list[ChatRequest], parse: Callable[[str], Any] | Sequence[Callable[[str], Any]],
+        max_retries: int,
+        usages: list[Usage], hints: list[str] | None = None) -> list[tuple[Any, str | None]]:
+    """Send requests; ``parse`` (one for all, or one per request) validates each answer, raising
+    ``ValueError`` to ask again.
+
+    The error (and the request's ``hints`` entry, if any) is fed back as a user message, up to
+    ``max_retries`` times. Returns ``(value or None, last raw text)`` per request; ``usages``
+    accumulate cost and every error, so nothing fails silently.
+    """
+    parsers = list(parse) if isinstance(parse, Sequence) else [parse] * len(requests)
+    current = list(requests)
+    out: list[tuple[Any, str | None]] = [(None, None)] * len(requests)
+    pending = list(range(len(requests)))
+    for attempt in range(max_retries + 1):
+        if not pending:
+            break
+        results = llm.generate([current[i] for i in pending])
+        again = []
+        for i, res in zip(pending, results, strict=True):
+            u = usages[i]
+            u.requests += 1
+            u.model_calls += 0 if res.cached else 1
+            u.prompt_tokens += res.prompt_tokens
+            u.completion_tokens += res.completion_tokens
+            if res.error is not None:
+                u.notes.append(f"attempt {attempt + 1}: backend error: {res.error}")
+                again.append(i)
+                continue
+            try:
+                out[i] = (parsers[i](res.text), res.text)
+            except (ValueError, ValidationError) as exc:
+                msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+                u.notes.append(f"attempt {attempt + 1}: {msg}")
+                out[i] = (None, res.text)
+                current[i] = current[i].model_copy(update={"messages": [
+                    *current[i].messages, {"role": "assistant", "content": res.text},
+                    {"role": "user", "content": f"That answer is invalid: {msg}. {hints[i] + ' ' if hints else ''}"
+                                                "Reply with corrected JSON only."}]})
+                again.append(i)
+        pending = again
+    return out
