@@ -471,13 +471,18 @@ def demo_cmd(
     console.print(f"MovieLens 100K: {path}")
     ingest_cmd(path, format="movielens", workspace=workspace, map=[], option=[], strict=False, quiet=False)
     info_cmd(workspace=workspace, as_json=False)
-    memories_cmd(workspace=workspace, users=users, user=[], seed=0, mode="llm", max_days=max_days, memory_set=None,
-                 window_steps=30, redact=None, llm=llm, model=model, base_url=base_url, llm_config_file=None,
-                 no_cache=False, quiet=False)
+    with Workspace(workspace) as ws:  # users whose latest day fits one prompt window: a quick demo
+        chosen = [r[0] for r in ws.con.execute(
+            "SELECT user_id FROM (SELECT user_id, CAST(ts AS DATE) AS d, count(*) AS n, "
+            "rank() OVER (PARTITION BY user_id ORDER BY CAST(ts AS DATE) DESC) AS r FROM actions GROUP BY 1, 2) "
+            "WHERE r = 1 AND n BETWEEN 5 AND 25 ORDER BY hash(user_id) LIMIT ?", [users]).fetchall()]
+    memories_cmd(workspace=workspace, users=None, user=sorted(chosen), seed=0, mode="llm", max_days=max_days,
+                 memory_set=None, window_steps=30, redact=None, llm=llm, model=model, base_url=base_url,
+                 llm_config_file=None, no_cache=False, quiet=False)
     from personaminer.memories import load_memories
 
     with Workspace(workspace) as ws:
-        for uid in ws.users(sample=users, seed=0)[:2]:
+        for uid in sorted(chosen)[:2]:
             table = Table(title=f"user {uid}: intent memories", show_lines=True)
             table.add_column("day")
             table.add_column("actions", justify="right")
