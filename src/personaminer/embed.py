@@ -191,10 +191,10 @@ class MiniLMEmbedder:
             return self._encode_uncached(texts)
         keys = [EmbeddingCache.text_key(t) for t in texts]
         found = self.cache.get_many(self.model_id, sorted(set(keys)))
-        todo: dict[str, str] = {k: t for k, t in zip(keys, texts) if k not in found}
+        todo: dict[str, str] = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}
         if todo:
             vecs = self._encode_uncached(list(todo.values()))
-            new = dict(zip(todo.keys(), vecs))
+            new = dict(zip(todo.keys(), vecs, strict=True))
             self.cache.put_many(self.model_id, new)
             found.update(new)
         return np.stack([found[k] for k in keys]).astype(np.float32)

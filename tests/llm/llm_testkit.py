@@ -205,7 +205,7 @@ def judge_batch() -> list[ChatRequest]:
 
 def assert_judge_separates(scores: list[float], strict: bool) -> None:
     supported, unsupported = scores[0::2], scores[1::2]
-    for s, u in zip(supported, unsupported):
+    for s, u in zip(supported, unsupported, strict=False):
         assert s > u, f"P(yes) supported {s:.2f} <= unsupported {u:.2f}"
     if strict:
         assert min(supported) > 0.5 > max(unsupported), (supported, unsupported)

@@ -124,7 +124,7 @@ def _writer(path: str, worker: int, n: int) -> None:
     llm = CachedLLM(FakeLLM(), LLMCache(path))
     shared = [ChatRequest(messages=user_msg(f"shared {i}")) for i in range(n)]
     own = [ChatRequest(messages=user_msg(f"worker {worker} item {i}")) for i in range(n)]
-    for a, b in zip(shared, own):  # one request at a time: many small transactions interleave
+    for a, b in zip(shared, own, strict=False):  # one request at a time: many small transactions interleave
         llm.generate([a])
         llm.generate([b])
     llm.close()

@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from personaminer import Workspace, ingest  # noqa: E402
+from personaminer import ingest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -309,7 +309,7 @@ def show_cmd(
             raise InputError(f"no personas in {workspace}: run `personaminer personas` first") from exc
         if not sets:
             raise InputError(f"user {user_id} has no persona sets{f' from {builder}' if builder else ''}")
-        for set_id, b, sample, status, model, prompt, unassigned, subset, note in sets:
+        for set_id, b, sample, status, _model, prompt, unassigned, subset, note in sets:
             root = Tree(f"[bold]user {escape(user_id)}[/] | builder [bold]{b}[/] sample {sample} | {status} | "
                         f"{escape(prompt or '')} | set {set_id}")
             personas = ws.con.execute("SELECT label, description, evidence FROM personas WHERE set_id = ? "

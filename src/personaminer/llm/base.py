@@ -234,7 +234,7 @@ class LLM(ABC):
                 break
             results = self.generate([current[i] for i in pending])
             still: list[int] = []
-            for i, res in zip(pending, results):
+            for i, res in zip(pending, results, strict=True):
                 if res.error is not None:
                     prev = out[i]
                     raw_prev = prev.raw if prev is not None else None

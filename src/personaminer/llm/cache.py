@@ -152,7 +152,7 @@ class CachedLLM(LLM):
         for lo in range(0, len(missing), step):
             part = missing[lo : lo + step]
             fresh = self.inner.generate([requests[i] for i in part])
-            for i, res in zip(part, fresh):
+            for i, res in zip(part, fresh, strict=True):
                 self.cache.put(keys[i], backend, model_id, requests[i], res)
                 results[i] = res
         return [r for r in results if r is not None]

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-
 from personaminer.llm.base import ModelNotAvailable
 from personaminer.paths import cache_dir, package_dir
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from personaminer.embed import Embedder
 from personaminer.llm.base import LLM, ChatRequest, extract_json_text
-from personaminer.llm.validated import Usage, ask
+from personaminer.llm.validated import Usage
 from personaminer.prompts import Prompt
 from personaminer.schema import Persona, PersonaSet, persona_set_id
 

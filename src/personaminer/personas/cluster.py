@@ -20,12 +20,11 @@ import numpy as np
 
 from personaminer.embed import Embedder
 from personaminer.llm.base import LLM
+from personaminer.llm.validated import Usage, ask
 from personaminer.personas.base import (
     LABEL_SCHEMA,
     MemoryItem,
     PersonaConfig,
-    Usage,
-    ask,
     finish_set,
     new_set,
     numbered,

@@ -6,12 +6,11 @@ from collections.abc import Sequence
 
 from personaminer.embed import Embedder
 from personaminer.llm.base import LLM
+from personaminer.llm.validated import Usage, ask
 from personaminer.personas.base import (
     LABEL_SCHEMA,
     MemoryItem,
     PersonaConfig,
-    Usage,
-    ask,
     finish_set,
     new_set,
     numbered,

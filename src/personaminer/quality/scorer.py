@@ -126,7 +126,7 @@ def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm
     ctx.claim_verdicts = verdicts
     values: dict[str, float] = {}
     per: dict[str, dict[str, float]] = {p.persona_id: {} for p in ctx.personas}
-    for name, cls in REGISTRY.items():
+    for cls in REGISTRY.values():
         set_vals, per_vals = cls().score(ctx)
         values.update(set_vals)
         for pid, d in per_vals.items():
