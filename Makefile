@@ -39,7 +39,7 @@ demo: models
 lint: $(VENV)/.stamp-base
 	$(VENV)/bin/ruff check src tests
 
-test: models
+test: models lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean-venv:
