@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from personaminer.embed import Embedder
-from personaminer.llm.base import LLM
-from personaminer.llm.validated import Usage, ask, extract_json_text
+from personaminer.llm.base import LLM, extract_json_text
+from personaminer.llm.validated import Usage, ask
 from personaminer.personas.base import (
     MemoryItem,
     PersonaConfig,
