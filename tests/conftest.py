@@ -50,3 +50,14 @@ def instacart_dir() -> Path:
 @pytest.fixture(scope="session")
 def movielens_dir() -> Path:
     return shared_dataset("movielens_100k")
+
+
+@pytest.fixture(scope="session")
+def embedder():  # type: ignore[no-untyped-def]
+    """The default MiniLM embedder, or skip saying why it is missing."""
+    from personaminer.embed import MiniLMEmbedder
+
+    try:
+        return MiniLMEmbedder()
+    except Exception as exc:  # ModelNotAvailable
+        pytest.skip(f"embedder not installed: {exc}")

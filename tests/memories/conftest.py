@@ -27,12 +27,3 @@ def aol_copy(aol_workspace: Path, tmp_path: Path) -> Path:
     shutil.copytree(aol_workspace, dst)
     return dst
 
-
-@pytest.fixture(scope="session")
-def embedder():  # type: ignore[no-untyped-def]
-    from personaminer.embed import MiniLMEmbedder
-
-    try:
-        return MiniLMEmbedder()
-    except Exception as exc:  # ModelNotAvailable
-        pytest.skip(f"embedder not installed: {exc}")

@@ -11,16 +11,6 @@ from personaminer import Workspace, ingest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def embedder():  # type: ignore[no-untyped-def]
-    from personaminer.embed import MiniLMEmbedder
-
-    try:
-        return MiniLMEmbedder()
-    except Exception as exc:
-        pytest.skip(f"embedder not installed: {exc}")
-
-
-@pytest.fixture(scope="session")
 def aol_memories(aol_tar: Path, embedder, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:  # type: ignore[no-untyped-def]
     """Real AOL users with real extractive memories (no LLM needed), built once."""
     from personaminer.memories import MemoryConfig, run_memories

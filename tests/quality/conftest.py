@@ -11,16 +11,6 @@ from personaminer import Workspace, ingest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def embedder():  # type: ignore[no-untyped-def]
-    from personaminer.embed import MiniLMEmbedder
-
-    try:
-        return MiniLMEmbedder()
-    except Exception as exc:
-        pytest.skip(f"embedder not installed: {exc}")
-
-
-@pytest.fixture(scope="session")
 def real_sets(aol_tar: Path, embedder, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """24 real AOL users with >= 2 cluster personas each, grounded descriptions; scored data handle."""
     from quality_testkit import GroundedLabeller
