@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tarfile
-from pathlib import Path
-
 import numpy as np
 import pytest
+from aol_testkit import aol_queries
 
 from personaminer.embed import Embedder, MiniLMEmbedder
 from personaminer.llm.base import ModelNotAvailable
-
-AOL_TAR = Path(os.environ.get("PERSONAMINER_AOL_TAR", str(Path(os.environ.get("PERSONAMINER_SHARED_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")) / "aol_top1000_users" / "user_search_logs.tar.gz")))
-
-
-def queries(user_id: str, keyword: str, k: int) -> list[str]:
-    """Up to k distinct queries of a real AOL user containing ``keyword`` (read at test time)."""
-    if not AOL_TAR.is_file():
-        pytest.skip(f"real AOL data not found at {AOL_TAR}")
-    with tarfile.open(AOL_TAR, "r:gz") as tar:
-        member = tar.extractfile(f"user_search_logs/{user_id}.txt")
-        assert member is not None
-        text = member.read().decode("utf-8", errors="replace")
-    out: list[str] = []
-    for record in text.split("\n\n"):
-        q = record.strip().split("\n")[0].split("\t")[0].strip()
-        if keyword in q and q not in out:
-            out.append(q)
-    return out[:k]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +27,8 @@ def test_vectors_are_normalised_float32(embedder: MiniLMEmbedder) -> None:
 
 
 def test_related_queries_are_closer_than_unrelated(embedder: MiniLMEmbedder) -> None:
-    golf = queries("3327666", "golf", 12)
-    recipes = queries("3141170", "recipe", 12)
+    golf = aol_queries("3327666", "golf", 12)
+    recipes = aol_queries("3141170", "recipe", 12)
     assert len(golf) >= 8 and len(recipes) >= 8
     g, r = embedder.encode(golf), embedder.encode(recipes)
     claim_golf, claim_cook = embedder.encode(["The user plays golf.", "The user cooks and looks for recipes."])
@@ -63,7 +42,7 @@ def test_related_queries_are_closer_than_unrelated(embedder: MiniLMEmbedder) -> 
 
 
 def test_cache_hit_skips_the_model(embedder: MiniLMEmbedder) -> None:
-    texts = queries("678360", "fishing", 10)
+    texts = aol_queries("678360", "fishing", 10)
     first = embedder.encode(texts)
     before = embedder.encoded_texts
     second = embedder.encode(list(reversed(texts)))
@@ -76,6 +55,6 @@ def test_cache_hit_skips_the_model(embedder: MiniLMEmbedder) -> None:
 
 def test_uncached_matches_cached(embedder: MiniLMEmbedder) -> None:
     plain = MiniLMEmbedder(cache_path=None)
-    texts = queries("2855040", "lyrics", 5)
+    texts = aol_queries("2855040", "lyrics", 5)
     assert np.allclose(plain.encode(texts), embedder.encode(texts), atol=1e-6)
     assert plain.model_id == embedder.model_id

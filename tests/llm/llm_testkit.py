@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,12 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aol_testkit import AOL_TAR, aol_queries  # noqa: F401  (re-exported for the llm tests)
 from pydantic import BaseModel, Field
 
 from personaminer.llm.base import LLM, ChatRequest, ChatResult, ModelNotAvailable
 from personaminer.llm.catalog import resolve
 
-AOL_TAR = Path(os.environ.get("PERSONAMINER_AOL_TAR", str(Path(os.environ.get("PERSONAMINER_SHARED_DATASETS", Path(__file__).resolve().parents[3] / "shared" / "datasets")) / "aol_top1000_users" / "user_search_logs.tar.gz")))
 TEST_MODEL = os.environ.get("PERSONAMINER_TEST_MODEL", "smollm2-135m-instruct")
 JUDGE_MODEL = "qwen2.5-coder-1.5b-instruct"
 
@@ -59,27 +58,6 @@ def user_msg(text: str) -> list[dict[str, str]]:
 
 
 # ----------------------------------------------------------------- real AOL data
-def aol_queries(user_id: str, keyword: str | None = None, k: int = 10) -> list[str]:
-    """Up to ``k`` distinct queries of one AOL user (optionally containing ``keyword``), in time order."""
-    if not AOL_TAR.is_file():
-        pytest.skip(f"real AOL data not found at {AOL_TAR}")
-    with tarfile.open(AOL_TAR, "r:gz") as tar:
-        member = tar.extractfile(f"user_search_logs/{user_id}.txt")
-        assert member is not None
-        text = member.read().decode("utf-8", errors="replace")
-    out: list[str] = []
-    for record in text.split("\n\n"):
-        first = record.strip().split("\n")[0]
-        if "\t" not in first:
-            continue
-        query = first.split("\t")[0].strip()
-        if query and query not in out and (keyword is None or keyword in query):
-            out.append(query)
-        if len(out) >= k:
-            break
-    return out
-
-
 @dataclass(frozen=True)
 class JudgeExample:
     user_id: str
