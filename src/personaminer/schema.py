@@ -43,6 +43,25 @@ CREATE TABLE IF NOT EXISTS actions (
 )
 """
 
+#: DuckDB DDL of the temporal split: one row per split user. Actions with ``ts < cutoff_ts`` are
+#: the user's history (all that memories and personas may read); the rest is the future that
+#: evaluation predicts. ``rule_key`` is the canonical rule + parameters (a re-run with the same
+#: key is a no-op; another key is refused unless replaced).
+SPLITS_DDL = """
+CREATE TABLE IF NOT EXISTS splits (
+    user_id           VARCHAR PRIMARY KEY,
+    cutoff_ts         TIMESTAMP NOT NULL,
+    rule              VARCHAR NOT NULL,
+    params            JSON NOT NULL,
+    rule_key          VARCHAR NOT NULL,
+    n_history_actions BIGINT NOT NULL,
+    n_future_actions  BIGINT NOT NULL,
+    history_days      INTEGER NOT NULL,
+    future_days       INTEGER NOT NULL,
+    run_id            VARCHAR
+)
+"""
+
 #: DuckDB DDL of the quarantine table: every input row that did not become an action.
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine (

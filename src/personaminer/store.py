@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 
-from personaminer.schema import ACTIONS_DDL, QUARANTINE_DDL, RUNS_DDL, Action
+from personaminer.schema import ACTIONS_DDL, QUARANTINE_DDL, RUNS_DDL, SPLITS_DDL, Action
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Workspace:
             tmp = self.path / "tmp"
             tmp.mkdir(exist_ok=True)
             self.con.execute(f"SET temp_directory = '{tmp.as_posix()}'")
-            for ddl in (ACTIONS_DDL, QUARANTINE_DDL, RUNS_DDL):
+            for ddl in (ACTIONS_DDL, QUARANTINE_DDL, RUNS_DDL, SPLITS_DDL):
                 self.con.execute(ddl)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -167,11 +167,38 @@ class Workspace:
             ids = sorted(rng.sample(ids, min(sample, len(ids))))
         return ids[:limit] if limit is not None else ids
 
+    def has_table(self, name: str) -> bool:
+        return bool(self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                                     [name]).fetchall()[0][0])
+
+    def cutoff(self, user_id: str) -> dt.datetime | None:
+        """The user's split cutoff (actions at or after it are the future), or None if not split."""
+        if not self.has_table("splits"):
+            return None
+        rows = self.con.execute("SELECT cutoff_ts FROM splits WHERE user_id = ?", [user_id]).fetchall()
+        return rows[0][0] if rows else None
+
     def user_actions(self, user_id: str) -> list[Action]:
-        """One user's actions in time order: the input of every per-user stage."""
+        """One user's actions in time order: the input of every per-user stage.
+
+        For a user with a temporal split (the ``splits`` table, ``personaminer split``) only the
+        history, ``ts < cutoff_ts``, is returned: no stage that builds a user representation
+        may see the future that evaluation predicts. :meth:`user_future_actions` has the rest.
+        """
+        return self._actions(user_id, future=False)
+
+    def user_future_actions(self, user_id: str) -> list[Action]:
+        """A split user's actions at or after the cutoff, in time order (empty if not split)."""
+        return self._actions(user_id, future=True)
+
+    def _actions(self, user_id: str, *, future: bool) -> list[Action]:
+        cutoff = self.cutoff(user_id)
+        if future and cutoff is None:
+            return []
+        cond = "" if cutoff is None else (" AND ts >= ?" if future else " AND ts < ?")
         cur = self.con.execute(
             "SELECT action_id, user_id, ts, kind, text, item_id, attrs, source, seq FROM actions "
-            "WHERE user_id = ? ORDER BY ts, seq", [user_id])
+            f"WHERE user_id = ?{cond} ORDER BY ts, seq", [user_id] + ([cutoff] if cutoff is not None else []))
         cols = [d[0] for d in cur.description]
         return [Action(**dict(zip(cols, row, strict=True))) for row in cur.fetchall()]
 

@@ -500,6 +500,9 @@ for _module, _name, _help in [("models", "models", "List and install the catalog
             raise
 
 
+importlib.import_module("personaminer.cli.evaluate")  # the top-level `split` and `evaluate` commands
+
+
 def main() -> Any:
     """Entry point: run the app; a user error is one line on stderr and exit status 1."""
     try:
