@@ -22,7 +22,7 @@ $(VENV)/.stamp-base: pyproject.toml
 	touch $@
 
 $(VENV)/.stamp-llm: $(VENV)/.stamp-base
-	$(LLAMA_ENV) $(PIP) install -e ".[llm,server,test]"
+	$(LLAMA_ENV) $(PIP) install -e ".[llm,server,train,test]"
 	touch $@
 
 install: $(VENV)/.stamp-base

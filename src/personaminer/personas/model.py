@@ -8,7 +8,9 @@ error; a set that stays invalid is stored as ``failed`` with the raw text, never
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
@@ -89,6 +91,47 @@ def validate_draft(draft: PersonaSetDraft, n: int, config: PersonaConfig) -> tup
     return merged, repairs
 
 
+@dataclass(frozen=True)
+class PreparedPrompt:
+    """What the persona model is shown for one user: the request fields and the numbered memories."""
+
+    shown: list[MemoryItem]
+    subset: list[str] | None  #: ids of the shown memories when they are a subset, else None
+    fields: dict[str, object]
+
+    def messages(self) -> list[dict[str, str]]:
+        return load_prompt(PROMPT).messages(**self.fields)
+
+
+def prepare(memories: Sequence[MemoryItem], config: PersonaConfig, embedder: Embedder) -> PreparedPrompt:
+    """Choose the memories to show (a representative subset when too many) and fill the prompt."""
+    vectors = embedder.encode([m.summary for m in memories])
+    shown = [memories[i] for i in representative_subset(memories, vectors, config.max_memories)]
+    subset = [m.memory_id for m in shown] if len(shown) < len(memories) else None
+    n = len(shown)
+    overlap = ("a memory may support more than one persona" if config.allow_shared_evidence
+               else "each memory supports at most one persona")
+    fields = {"n": n, "memories": numbered(shown), "min_personas": min(config.min_personas, n),
+              "max_personas": config.max_personas, "overlap_rule": overlap}
+    return PreparedPrompt(shown, subset, fields)
+
+
+def render_completion(personas: Sequence[tuple[str, str, Sequence[str]]], shown: Sequence[MemoryItem]) -> str | None:
+    """A persona set as the persona model writes it (evidence as numbers of the shown memories).
+
+    Evidence not among the shown memories is left out, and a persona left with none is
+    dropped; None when no persona remains. Used to turn any builder's set into a training
+    completion in one canonical format.
+    """
+    number = {m.memory_id: i for i, m in enumerate(shown, start=1)}
+    out = []
+    for label, desc, evidence in personas:
+        ev = sorted({number[e] for e in evidence if e in number})
+        if ev:
+            out.append({"label": label, "description": desc, "evidence": ev})
+    return json.dumps({"personas": out}, ensure_ascii=False) if out else None
+
+
 class ModelBuilder:
     """One LLM call per sample writes the user's whole persona set."""
 
@@ -99,16 +142,10 @@ class ModelBuilder:
         if llm is None:
             raise ValueError("the model builder needs an llm")
         prompt = load_prompt(PROMPT)
-        vectors = embedder.encode([m.summary for m in memories])
-        idx = representative_subset(memories, vectors, config.max_memories)
-        shown = [memories[i] for i in idx]
-        subset = [m.memory_id for m in shown] if len(shown) < len(memories) else None
-        n = len(shown)
-        overlap = ("a memory may support more than one persona" if config.allow_shared_evidence
-                   else "each memory supports at most one persona")
-        requests = [request(prompt, model_schema(n, config.max_personas), config, s, n=n, memories=numbered(shown),
-                            min_personas=min(config.min_personas, n), max_personas=config.max_personas,
-                            overlap_rule=overlap) for s in range(config.samples)]
+        prepared = prepare(memories, config, embedder)
+        shown, subset, n = prepared.shown, prepared.subset, len(prepared.shown)
+        requests = [request(prompt, model_schema(n, config.max_personas), config, s, **prepared.fields)
+                    for s in range(config.samples)]
         usages = [Usage() for _ in requests]
 
         def parse(text: str) -> tuple[list[tuple[str, str, list[int]]], list[str]]:

@@ -1,0 +1,185 @@
+"""``personaminer train ...``: preference groups, groupwise DPO, adapter export, before/after comparison."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from personaminer.datasets.base import InputError
+from personaminer.store import DEFAULT_WORKSPACE, Workspace
+
+app = typer.Typer(no_args_is_help=True)
+console = Console()
+
+WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Persona model: catalog name or GGUF path.")]
+
+
+def _llm(model: str, adapter: Path | None = None, no_cache: bool = False):  # type: ignore[no-untyped-def]
+    from personaminer.cli import llm_config
+    from personaminer.llm import make_llm
+
+    cfg = llm_config("llamacpp", model, None, None, no_cache)
+    cfg.llamacpp.adapter = adapter
+    return make_llm(cfg)
+
+
+@app.command("build-groups")
+def build_groups_cmd(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    users: Annotated[int | None, typer.Option("--users", help="A seeded sample of N users (default: all).")] = None,
+    group_size: Annotated[int, typer.Option("--group-size", "-G", help="Persona-model samples per user.")] = 4,
+    temperature: Annotated[float, typer.Option("--temperature")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    memory_set: Annotated[str, typer.Option("--memories", help="Which memory set to read.")] = "extractive",
+    max_memories: Annotated[int, typer.Option("--max-memories")] = 24,
+    include: Annotated[list[str], typer.Option("--include-builder", help="Stored sets of this builder join "
+                                                "each group (repeatable), e.g. cluster.")] = [],  # noqa: B006
+    tie_margin: Annotated[float, typer.Option("--tie-margin")] = 0.01,
+    val_users: Annotated[int, typer.Option("--val-users")] = 10,
+    test_users: Annotated[int, typer.Option("--test-users")] = 30,
+    judge: Annotated[str, typer.Option("--judge", help="Claim judge for ranking: embedding or llm.")] = "embedding",
+    model: ModelOpt = "smollm2-135m-instruct",
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: W/train).")] = None,
+) -> None:
+    """Sample G persona sets per train/val user, score and rank them, write groups.jsonl."""
+    from personaminer.embed import MiniLMEmbedder
+    from personaminer.train.groups import GroupConfig, build_groups
+
+    if judge != "embedding":
+        raise InputError("build-groups ranks with the embedding judge (the LLM judge is too slow for G x users "
+                         "on a CPU); score the held-out comparison with --judge llm instead")
+    try:
+        config = GroupConfig(group_size=group_size, temperature=temperature, seed=seed, memory_set=memory_set,
+                             max_memories=max_memories, include_builders=tuple(include), tie_margin=tie_margin,
+                             val_users=val_users, test_users=test_users, judge=judge)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    with Workspace(workspace) as ws:
+        ids = ws.users(sample=users, seed=seed) if users else ws.users()
+        llm = _llm(model)
+        try:
+            meta = build_groups(ws, ids, config, llm=llm, embedder=MiniLMEmbedder(), out_dir=out)
+        finally:
+            llm.close()
+    table = Table(title=f"preference groups -> {out or Path(workspace) / 'train'}", show_header=False)
+    for k, v in meta["counts"].items():
+        table.add_row(k.replace("_", " "), f"{v:,}")
+    for k, v in meta["sampling"].items():
+        table.add_row(f"sampling {k.replace('_', ' ')}", f"{v:,}")
+    console.print(table)
+
+
+@app.command("fit")
+def fit_cmd(
+    groups: Annotated[list[Path], typer.Argument(help="groups.jsonl file(s) from build-groups.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, log, adapter).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Catalog model, checkpoint folder or 'tiny'.")
+                     ] = "smollm2-135m-instruct",
+    loss: Annotated[str, typer.Option("--loss", help="listwise, softmax, pairwise or pairwise_margin.")] = "listwise",
+    beta: Annotated[float, typer.Option("--beta")] = 0.1,
+    lr: Annotated[float, typer.Option("--lr")] = 2e-4,
+    epochs: Annotated[int, typer.Option("--epochs")] = 1,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after N steps (0: epochs decide).")] = 0,
+    groups_per_step: Annotated[int, typer.Option("--groups-per-step")] = 4,
+    groups_per_forward: Annotated[int, typer.Option("--groups-per-forward", help="0: 1 on CPU, 4 on CUDA.")] = 0,
+    max_length: Annotated[int, typer.Option("--max-length")] = 2048,
+    lora_r: Annotated[int, typer.Option("--lora-r")] = 8,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Train a LoRA adapter with groupwise DPO (resumes from OUT/checkpoint)."""
+    from personaminer.train.trainer import GroupwiseDPOTrainer, TrainConfig
+
+    for g in groups:
+        if not g.is_file():
+            raise InputError(f"no groups file {g}: run `personaminer train build-groups` first")
+    try:
+        config = TrainConfig(model=model, loss=loss, beta=beta, learning_rate=lr, epochs=epochs, max_steps=max_steps,
+                             groups_per_step=groups_per_step, groups_per_forward=groups_per_forward,
+                             max_length=max_length, lora_r=lora_r, lora_alpha=2 * lora_r, seed=seed, device=device)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    s = GroupwiseDPOTrainer(config, out).fit(groups).summary_
+    table = Table(title=f"groupwise DPO ({loss}) -> {out}", show_header=False)
+    for k in ("device", "train_groups", "val_groups", "candidates_too_long", "steps", "trainable_params",
+              "loss_first_fifth", "loss_last_fifth", "seconds_per_step", "adapter", "gguf"):
+        v = s[k]
+        table.add_row(k.replace("_", " "), f"{v:.4f}" if isinstance(v, float) else str(v))
+    for when in ("val_before", "val_after"):
+        if s[when]:
+            table.add_row(when.replace("_", " "), ", ".join(f"{k} {v:.3f}" for k, v in s[when].items()))
+    console.print(table)
+
+
+@app.command("export")
+def export_cmd(
+    adapter: Annotated[Path, typer.Argument(help="PEFT adapter folder written by `train fit` (OUT/adapter).")],
+    to: Annotated[Path, typer.Option("--to", help="Output .gguf file.")],
+) -> None:
+    """Convert a trained adapter to a llama.cpp LoRA GGUF (fit does this already for catalog models)."""
+    from personaminer.train.export import export_gguf_adapter
+
+    console.print(f"wrote {export_gguf_adapter(adapter, to)}")
+
+
+@app.command("compare")
+def compare_cmd(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    adapter: Annotated[list[str], typer.Option("--adapter", help="NAME=PATH of an adapter GGUF (repeatable).")
+                       ] = [],  # noqa: B006
+    model: ModelOpt = "smollm2-135m-instruct",
+    role: Annotated[str, typer.Option("--role", help="Which users: test or val (from build-groups).")] = "test",
+    memory_set: Annotated[str, typer.Option("--memories")] = "extractive",
+    max_memories: Annotated[int, typer.Option("--max-memories")] = 24,
+    judge: Annotated[str, typer.Option("--judge", help="embedding or llm.")] = "embedding",
+    judge_model: Annotated[str, typer.Option("--judge-model")] = "qwen2.5-coder-1.5b-instruct",
+) -> None:
+    """Score the base persona model against trained adapters on held-out users (mean +- SE, paired)."""
+    from personaminer.cli import _parse_pairs
+    from personaminer.embed import MiniLMEmbedder
+    from personaminer.personas.base import PersonaConfig
+    from personaminer.quality.scorer import QualityConfig
+    from personaminer.train.compare import compare_systems
+    from personaminer.train.groups import load_roles
+
+    pairs = _parse_pairs(adapter, "--adapter")
+    with Workspace(workspace) as ws:
+        users = sorted(u for u, r in load_roles(ws).items() if r == role)
+        if not users:
+            raise InputError(f"no {role} users in {workspace}: run `personaminer train build-groups` first")
+        systems = {"base": _llm(model)}
+        systems.update({name: _llm(model, Path(path)) for name, path in pairs.items()})
+        judge_llm = _llm(judge_model) if judge == "llm" else None
+        try:
+            report = compare_systems(ws, users, systems, PersonaConfig(builder="model", memory_set=memory_set,
+                                                                        max_memories=max_memories, max_tokens=512),
+                                     QualityConfig(judge=judge), embedder=MiniLMEmbedder(), judge=judge_llm)  # type: ignore[arg-type]
+        finally:
+            for m in [*systems.values(), judge_llm]:
+                if m is not None:
+                    m.close()
+        ws.write_report("train-compare", report)
+    table = Table(title=f"persona model on {report['users']} {role} users ({judge} judge)")
+    table.add_column("system")
+    for t in ("final", "cohesion", "alignment", "truthfulness", "coverage"):
+        table.add_column(t, justify="right")
+    for name, s in report["systems"].items():
+        table.add_row(f"{name} (n={s['sets_scored']})", *(_fmt(s[t]) for t in ("final", "cohesion", "alignment",
+                                                                                "truthfulness", "coverage")))
+    for name, d in report["paired_vs_base"].items():
+        table.add_row(f"{name} - base (paired, n={d['final']['n']})", *(_fmt(d[t]) for t in (
+            "final", "cohesion", "alignment", "truthfulness", "coverage")))
+    console.print(table)
+    console.print(json.dumps({"report": str(Path(workspace) / "reports" / "train-compare.json")}))
+
+
+def _fmt(x: dict) -> str:  # type: ignore[type-arg]
+    if x["mean"] is None:
+        return "-"
+    return f"{x['mean']:.3f} ± {x['se']:.3f}" if x["se"] is not None else f"{x['mean']:.3f}"

@@ -1,0 +1,75 @@
+"""``personaminer train compare``: the persona model before and after training, on held-out users.
+
+Each system (the base GGUF, and the base plus each adapter) writes one greedy persona set per
+test user with the ``model`` builder; every set is scored by the quality scorer; the report
+gives, per system, the mean and standard error of the final score and each term, and the
+paired difference to the base on the users every system covers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from personaminer.embed import Embedder
+from personaminer.llm.base import LLM
+from personaminer.personas.base import PersonaConfig, new_set
+from personaminer.personas.run import run_personas
+from personaminer.quality.scorer import QualityConfig, run_scores
+from personaminer.store import Workspace
+
+TERMS = ("final", "cohesion", "alignment", "truthfulness", "coverage", "n_personas")
+
+
+def mean_se(xs: Sequence[float]) -> dict[str, float | int | None]:
+    """Mean, standard error (sample sd / sqrt n) and n."""
+    a = np.asarray([x for x in xs if x is not None and not math.isnan(x)], dtype=float)
+    if not len(a):
+        return {"mean": None, "se": None, "n": 0}
+    return {"mean": float(a.mean()), "se": float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else None,
+            "n": int(len(a))}
+
+
+def _num(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def compare_systems(ws: Workspace, users: Sequence[str], systems: dict[str, LLM], persona_config: PersonaConfig,
+                    quality: QualityConfig, *, embedder: Embedder, judge: LLM | None,
+                    progress: bool = True) -> dict[str, Any]:
+    """Build, score and compare. ``systems`` maps a name to an LLM (the first is the baseline)."""
+    if persona_config.builder != "model":
+        raise ValueError("compare runs the persona model (builder 'model')")
+    set_ids: dict[str, dict[str, str]] = {}
+    builds = {}
+    for name, llm in systems.items():  # the model id names the adapter, so each system has its own set ids
+        builds[name] = run_personas(ws, users, persona_config, embedder=embedder, llm=llm, progress=progress)
+        set_ids[name] = {u: new_set("model", u, persona_config, 0, llm.model_id, None).set_id for u in users}
+    run_scores(ws, quality, embedder=embedder, llm=judge, where={"builder": "model"}, progress=progress)
+    key = quality.key()
+    values: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, ids in set_ids.items():
+        rows = ws.con.execute("SELECT set_id, values FROM set_scores WHERE set_id IN (SELECT unnest(?)) AND judge = ? "
+                              "AND config_key = ?", [list(ids.values()), quality.judge, key]).fetchall()
+        by_set = {s: json.loads(v) for s, v in rows}
+        values[name] = {u: by_set[s] for u, s in ids.items() if s in by_set}
+    names = list(systems)
+    common = sorted(set.intersection(*(set(v) for v in values.values()))) if values else []
+    report: dict[str, Any] = {"users": len(users), "users_scored_by_all": len(common), "judge": quality.judge,
+                              "quality_config": quality.key(), "systems": {}, "paired_vs_" + names[0]: {}}
+    for name in names:
+        v = values[name]
+        report["systems"][name] = {
+            "model": systems[name].model_id, "sets_scored": len(v),
+            "failed_sets": builds[name]["failed_sets"], "llm_model_calls": builds[name]["llm_model_calls"],
+            "completion_tokens": builds[name]["completion_tokens"],
+            **{t: mean_se([v[u].get(t) for u in v]) for t in TERMS}}
+    base = values[names[0]]
+    for name in names[1:]:
+        report["paired_vs_" + names[0]][name] = {
+            t: mean_se([_num(values[name][u].get(t)) - _num(base[u].get(t)) for u in common]) for t in TERMS}
+    return report

@@ -1,0 +1,117 @@
+"""Each loss against values computed by hand, its gradient sign, and its two-candidate case."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+
+from personaminer.train.losses import (  # noqa: E402
+    dpo_loss,
+    get_loss,
+    group_stats,
+    pairwise_dpo_loss,
+    plackett_luce_loss,
+    softmax_dpo_loss,
+)
+
+BETA = 0.5
+POLICY = [[-10.0, -12.0, -11.0]]
+REF = [[-10.5, -11.0, -11.0]]
+SCORES = [[0.2, 0.9, 0.5]]  # best: candidate 1, then 2, then 0
+
+
+def t(x: list[list[float]], grad: bool = False) -> torch.Tensor:
+    return torch.tensor(x, dtype=torch.float64, requires_grad=grad)
+
+
+def log_sigmoid(x: float) -> float:
+    return -math.log1p(math.exp(-x))
+
+
+def hand_rewards() -> list[float]:
+    return [BETA * (p - r) for p, r in zip(POLICY[0], REF[0], strict=True)]  # [0.25, -0.5, 0.0]
+
+
+def test_listwise_matches_hand_computation() -> None:
+    r = hand_rewards()
+    ranked = [r[1], r[2], r[0]]
+    expected = -sum(ranked[k] - math.log(sum(math.exp(x) for x in ranked[k:])) for k in range(3))
+    got = plackett_luce_loss(t(POLICY), t(REF), t(SCORES), beta=BETA).item()
+    assert got == pytest.approx(expected, abs=1e-10)
+
+
+def test_softmax_dpo_matches_hand_computation() -> None:
+    r = hand_rewards()
+    best = r[1]
+    expected = -log_sigmoid(-math.log(math.exp(r[0] - best) + math.exp(r[2] - best)))
+    got = softmax_dpo_loss(t(POLICY), t(REF), t(SCORES), beta=BETA).item()
+    assert got == pytest.approx(expected, abs=1e-10)
+
+
+def test_pairwise_matches_hand_computation() -> None:
+    r = hand_rewards()
+    s = SCORES[0]
+    pairs = [(i, j) for i in range(3) for j in range(3) if s[i] > s[j]]
+    plain = sum(-log_sigmoid(r[i] - r[j]) for i, j in pairs) / len(pairs)
+    weighted = sum((s[i] - s[j]) * -log_sigmoid(r[i] - r[j]) for i, j in pairs) / sum(s[i] - s[j] for i, j in pairs)
+    assert pairwise_dpo_loss(t(POLICY), t(REF), t(SCORES), beta=BETA).item() == pytest.approx(plain, abs=1e-10)
+    assert pairwise_dpo_loss(t(POLICY), t(REF), t(SCORES), beta=BETA, margin_weighted=True).item() == pytest.approx(
+        weighted, abs=1e-10)
+
+
+@pytest.mark.parametrize("name", ["listwise", "softmax", "pairwise", "pairwise_margin"])
+def test_two_candidates_equal_standard_dpo(name: str) -> None:
+    policy, ref, scores = [[-3.0, -2.0], [-5.0, -7.5]], [[-2.5, -2.5], [-6.0, -6.0]], [[0.8, 0.1], [0.3, 0.6]]
+    chosen = torch.tensor([-3.0, -7.5], dtype=torch.float64)
+    rejected = torch.tensor([-2.0, -5.0], dtype=torch.float64)
+    chosen_ref = torch.tensor([-2.5, -6.0], dtype=torch.float64)
+    rejected_ref = torch.tensor([-2.5, -6.0], dtype=torch.float64)
+    expected = dpo_loss(chosen, rejected, chosen_ref, rejected_ref, BETA).item()
+    got = get_loss(name)(t(policy), t(ref), t(scores), beta=BETA).item()
+    assert got == pytest.approx(expected, abs=1e-10)  # pairwise_margin: one pair per group, its weight cancels
+
+
+@pytest.mark.parametrize("name", ["listwise", "softmax", "pairwise", "pairwise_margin"])
+def test_gradient_raises_the_best_and_lowers_the_worst(name: str) -> None:
+    policy = t(POLICY, grad=True)
+    get_loss(name)(policy, t(REF), t(SCORES), beta=BETA).backward()
+    g = policy.grad[0]
+    assert g[1] < 0  # best candidate: descending the loss raises its log-probability
+    assert g[0] > 0  # worst candidate: its log-probability goes down
+
+
+def test_padding_is_ignored() -> None:
+    base = plackett_luce_loss(t(POLICY), t(REF), t(SCORES), beta=BETA)
+    padded = plackett_luce_loss(t([POLICY[0] + [-1.0]]), t([REF[0] + [-9.0]]), t([SCORES[0] + [5.0]]),
+                                mask=torch.tensor([[True, True, True, False]]), beta=BETA)
+    assert padded.item() == pytest.approx(base.item(), abs=1e-9)
+    for fn in (softmax_dpo_loss, pairwise_dpo_loss):
+        a = fn(t(POLICY), t(REF), t(SCORES), beta=BETA)
+        b = fn(t([POLICY[0] + [-1.0]]), t([REF[0] + [-9.0]]), t([SCORES[0] + [5.0]]),
+               mask=torch.tensor([[True, True, True, False]]), beta=BETA)
+        assert b.item() == pytest.approx(a.item(), abs=1e-9)
+
+
+def test_listwise_loss_is_lower_when_rewards_follow_the_ranking() -> None:
+    scores = t([[3.0, 2.0, 1.0, 0.0]])
+    ref = t([[0.0, 0.0, 0.0, 0.0]])
+    agree = plackett_luce_loss(t([[3.0, 2.0, 1.0, 0.0]]), ref, scores, beta=1.0)
+    disagree = plackett_luce_loss(t([[0.0, 1.0, 2.0, 3.0]]), ref, scores, beta=1.0)
+    assert agree < disagree
+
+
+def test_group_stats() -> None:
+    stats = group_stats(t(POLICY), t(POLICY), t(SCORES), torch.ones(1, 3, dtype=torch.bool), BETA)
+    assert stats["reward_margin"] == 0.0 and stats["drift"] == 0.0
+    stats = group_stats(t([[-10.0, -9.0, -11.0]]), t(REF), t(SCORES), torch.ones(1, 3, dtype=torch.bool), BETA)
+    # rewards [0.25, 1.0, 0.0]: the best-scored candidate 1 has the top reward
+    assert stats["top1_acc"] == 1.0
+    assert stats["reward_margin"] == pytest.approx(1.0 - 0.125)
+
+
+def test_unknown_loss() -> None:
+    with pytest.raises(ValueError, match="listwise"):
+        get_loss("nope")
