@@ -1,0 +1,99 @@
+"""The GGUF adapter export: names and shapes, and (real model) llama.cpp runs it like PEFT does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the train extra is not installed")
+pytest.importorskip("peft", reason="the train extra is not installed")
+
+from personaminer.train.export import _permute, adapter_tensors  # noqa: E402
+
+LLAMA_CONFIG = {"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 2, "num_attention_heads": 4,
+                "num_key_value_heads": 2}
+
+
+def test_tensor_names_shapes_and_permutation() -> None:
+    state = {
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": torch.randn(8, 64),
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": torch.randn(64, 8),
+        "base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight": torch.randn(32, 8),
+    }
+    out = adapter_tensors(state, LLAMA_CONFIG)
+    assert set(out) == {"blk.0.attn_q.weight.lora_a", "blk.0.attn_q.weight.lora_b", "blk.1.attn_v.weight.lora_b"}
+    assert out["blk.0.attn_q.weight.lora_a"].shape == (8, 64)
+    q_b = state["base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"].numpy()
+    assert np.array_equal(out["blk.0.attn_q.weight.lora_b"], _permute(q_b, 4, 4))
+    assert not np.array_equal(out["blk.0.attn_q.weight.lora_b"], q_b)  # llama q rows are permuted
+    assert np.array_equal(out["blk.1.attn_v.weight.lora_b"],
+                          state["base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight"].numpy())
+    qwen = adapter_tensors(state, {**LLAMA_CONFIG, "architectures": ["Qwen2ForCausalLM"]})
+    assert np.array_equal(qwen["blk.0.attn_q.weight.lora_b"], q_b)  # qwen2 is stored unpermuted
+
+
+def test_unsupported_architecture() -> None:
+    with pytest.raises(ValueError, match="supports"):
+        adapter_tensors({}, {**LLAMA_CONFIG, "architectures": ["GPT2LMHeadModel"]})
+
+
+def _token_logps(logits: np.ndarray, tokens: list[int]) -> np.ndarray:
+    z = logits - logits.max(1, keepdims=True)
+    lp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    return np.array([lp[i, tokens[i + 1]] for i in range(len(tokens) - 1)])
+
+
+@pytest.mark.real_model
+def test_llama_cpp_runs_the_exported_adapter_like_peft(tmp_path: Path) -> None:
+    """A random (non-trivial) LoRA on SmolLM2: the change it makes to each token's log-prob must be
+    the same in llama.cpp (Q4_1 base + adapter GGUF) as in transformers (fp32 base + PEFT)."""
+    from peft import LoraConfig, get_peft_model
+
+    from personaminer.llm.base import ModelNotAvailable
+    from personaminer.train.export import export_gguf_adapter
+    from personaminer.train.hf import gguf_base, load_model, load_tokenizer
+
+    llama_cpp = pytest.importorskip("llama_cpp")
+    try:
+        tok = load_tokenizer("smollm2-135m-instruct")
+        base = load_model("smollm2-135m-instruct")
+        gguf = gguf_base("smollm2-135m-instruct")
+    except ModelNotAvailable as e:
+        pytest.skip(str(e))
+    torch.manual_seed(0)
+    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj",
+                                                                                 "o_proj"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)
+    adapter = tmp_path / "adapter"
+    model.save_pretrained(adapter)
+    (adapter / "base_config.json").write_text(json.dumps(base.config.to_dict(), default=str))
+    out = export_gguf_adapter(adapter, tmp_path / "a.gguf")
+
+    text = "The user searched for trail running shoes, then for a half marathon training plan in spring."
+    tokens = tok(text, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([tokens])
+    with torch.no_grad():
+        hf_with = _token_logps(model(ids).logits[0].numpy(), tokens)
+        with model.disable_adapter():
+            hf_without = _token_logps(model(ids).logits[0].numpy(), tokens)
+
+    def llama_logps(lora: Path | None) -> np.ndarray:
+        kw = {"lora_path": str(lora)} if lora else {}
+        llm = llama_cpp.Llama(model_path=str(gguf), logits_all=True, n_ctx=256, n_threads=2, verbose=False, **kw)
+        llm.eval(tokens)
+        logits = np.array(llm.scores[: len(tokens)])
+        llm.close()
+        return _token_logps(logits, tokens)
+
+    cpp_delta = llama_logps(out) - llama_logps(None)
+    hf_delta = hf_with - hf_without
+    assert np.abs(hf_delta).mean() > 0.3  # the adapter really changes the model
+    corr = float(np.corrcoef(hf_delta, cpp_delta)[0, 1])
+    assert corr > 0.9, f"llama.cpp's adapter effect differs from PEFT's (correlation {corr:.3f})"
+    assert np.abs(hf_delta - cpp_delta).mean() < 0.35 * np.abs(hf_delta).mean()
