@@ -64,3 +64,59 @@ def split_cmd(
     if not summary.get("leakage_check", {}).get("ok", True):
         err.print(f"[bold red]stale:[/] {summary['leakage_check']}: rebuild memories and personas for the re-split "
                   "users", soft_wrap=True)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    protocol: Annotated[str, typer.Option("--protocol", help="sampled, hard, full, or all (comma-separated list "
+                                          "allowed).")] = "all",
+    systems: Annotated[str | None, typer.Option("--systems", help="Comma-separated system specs, e.g. baselines,"
+                                                "memories=extractive,personas:single=single (default: the baselines, "
+                                                "every memory set, every group of persona sets; see docs/evaluate.md).")] = None,
+    max_targets: Annotated[int, typer.Option("--max-targets", help="Distinct future texts per user (seeded sample "
+                                             "beyond).")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for targets, negatives, user sample, bootstrap.")] = 0,
+    users: Annotated[int | None, typer.Option("--users", help="Evaluate a seeded sample of N split users.")] = None,
+    negatives: Annotated[int, typer.Option("--negatives", help="Negatives per target (sampled, hard).")] = 99,
+    near_duplicate: Annotated[float, typer.Option("--near-duplicate", help="hard: drop candidates with cosine >= "
+                                                  "this to the target.")] = 0.9,
+    baseline: Annotated[str | None, typer.Option("--baseline", help="System the paired tests compare against "
+                                                 "(default: single, else history_embed).")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples.")] = 1000,
+    shuffle_targets: Annotated[bool, typer.Option("--shuffle-targets", help="Control: score each user against "
+                                                  "another user's targets (should give chance).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Predict each split user's future interactions with every system; write reports/evaluate.{json,md}."""
+    from personaminer.embed import MiniLMEmbedder
+    from personaminer.evaluate import EvalConfig, LeakageError, run_evaluation
+
+    protocols = ["sampled", "hard", "full"] if protocol == "all" else [p.strip() for p in protocol.split(",")]
+    try:
+        config = EvalConfig(protocols=protocols, systems=systems, max_targets=max_targets, seed=seed, users=users,
+                            n_negatives=negatives, near_duplicate=near_duplicate, baseline=baseline,
+                            bootstrap=bootstrap, shuffle_targets=shuffle_targets)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    with Workspace(workspace) as ws:
+        try:
+            report = run_evaluation(ws, config, embedder=MiniLMEmbedder(), progress=not quiet)
+        except (ValueError, LeakageError) as exc:
+            raise InputError(str(exc)) from exc
+    for p, groups in report["results"].items():
+        table = Table(title=f"{p}: {report['users']['common']} common users, "
+                            f"{report['protocols'][p]['candidates_per_target']['mean']} candidates/target")
+        for col in ("system", "HR@1", "HR@5", "HR@10", "95% CI", "NDCG@10", "MRR", "repeats HR@10", "novel HR@10"):
+            table.add_column(col, justify="left" if col == "system" else "right")
+        for name, row in groups["all"].items():
+            def pct(x: float | None) -> str:
+                return "-" if x is None else f"{100 * x:.1f}"
+            ci = row["hit@10"]["ci95"]
+            table.add_row(name, pct(row["hit@1"]["mean"]), pct(row["hit@5"]["mean"]), pct(row["hit@10"]["mean"]),
+                          f"{pct(ci[0])}-{pct(ci[1])}", pct(row["ndcg@10"]["mean"]), pct(row["mrr"]["mean"]),
+                          pct(groups["repeats"][name]["hit@10"]["mean"]), pct(groups["novel"][name]["hit@10"]["mean"]))
+        console.print(table)
+    for name, why in report["missing_systems"].items():
+        err.print(f"[yellow]missing system[/] {name}: {why}", soft_wrap=True)
+    console.print(f"report: {workspace}/reports/evaluate.json and evaluate.md ({report['seconds']} s)")

@@ -1,0 +1,473 @@
+"""The evaluation driver: future-interaction prediction for every system, one report.
+
+:func:`run_evaluation` reads the split workspace, refuses if any memory or persona cites the
+future, draws each target's candidates once per protocol, scores them with every system and
+writes ``reports/evaluate.json`` and ``reports/evaluate.md``. Protocol and metric definitions:
+``docs/evaluate.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from personaminer.embed import Embedder
+from personaminer.evaluate.data import EvalData, load_data, stable_seed
+from personaminer.evaluate.metrics import METRICS, TIE_TOL, bootstrap_ci, metrics_from_counts, paired_test
+from personaminer.evaluate.protocols import PROTOCOLS, allowed_mask, hard_negatives, sampled_negatives, squash
+from personaminer.evaluate.split import check_no_leakage
+from personaminer.evaluate.systems import (
+    EvalContext,
+    Personas,
+    System,
+    default_specs,
+    nan_to_none,
+    parse_specs,
+    whitespace_tokens,
+)
+from personaminer.store import Workspace
+
+GROUPS = ("all", "repeats", "novel")
+
+
+class LeakageError(RuntimeError):
+    """Memories or personas cite actions at or after their user's cutoff."""
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation (recorded in the report).
+
+    Attributes
+    ----------
+    protocols: any of ``sampled``, ``hard``, ``full``.
+    systems: spec list (``docs/evaluate.md``); None: the baselines, every memory set and one
+        persona system per group of persona sets in the workspace.
+    max_targets: at most this many distinct future texts per user (a seeded sample beyond).
+    seed: seeds target sampling, sampled negatives, user sampling, shuffling and the bootstrap.
+    n_negatives: negatives per target for ``sampled`` and ``hard``.
+    near_duplicate: ``hard`` drops candidates with cosine >= this to the target.
+    users: evaluate a seeded sample of this many split users (default: all).
+    baseline: the system the paired tests compare against (default: ``single`` when present,
+        else ``history_embed``).
+    bootstrap: resamples for the confidence intervals and the paired bootstrap.
+    shuffle_targets: the control: user u is scored against the targets of another user (a
+        seeded derangement); negatives exclude both users' texts. Personalized systems should
+        fall to the chance level.
+    kinds: the interaction kinds (default: ``query`` if present, else all but ``click``).
+    """
+
+    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
+    systems: str | None = None
+    max_targets: int = 20
+    seed: int = 0
+    n_negatives: int = 99
+    near_duplicate: float = 0.9
+    users: int | None = None
+    baseline: str | None = None
+    bootstrap: int = 1000
+    shuffle_targets: bool = False
+    kinds: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if bad := [p for p in self.protocols if p not in PROTOCOLS]:
+            raise ValueError(f"unknown protocol(s) {', '.join(bad)}; choose from {', '.join(PROTOCOLS)}")
+        if self.max_targets < 1 or self.n_negatives < 1:
+            raise ValueError("max_targets and n_negatives must be at least 1")
+        if not 0 < self.near_duplicate <= 1:
+            raise ValueError("near_duplicate must be in (0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _derangement(n: int, seed: int) -> list[int]:
+    """A seeded permutation without fixed points (a random cycle order, shifted by one)."""
+    order = np.random.default_rng(stable_seed("shuffle", seed)).permutation(n)
+    out = [0] * n
+    for i in range(n):
+        out[int(order[i])] = int(order[(i + 1) % n])
+    return out
+
+
+@dataclass
+class _Task:
+    """What one scoring user is evaluated on: targets (pool positions) and candidate lists."""
+
+    user_id: str
+    owner: str
+    targets: np.ndarray
+    repeat: np.ndarray
+    allowed: np.ndarray  # mask over the pool
+    negatives: dict[str, list[np.ndarray]]  # protocol -> per target pool positions (not for full)
+    hard_dropped: int = 0  # near-duplicates left out of the hard negatives
+
+
+def _counts(scores: np.ndarray, task: _Task, protocol: str) -> tuple[np.ndarray, np.ndarray]:
+    ts = scores[task.targets]
+    if protocol == "full":
+        sorted_allowed = np.sort(scores[task.allowed])
+        above = len(sorted_allowed) - np.searchsorted(sorted_allowed, ts + TIE_TOL, side="right")
+        tied = np.searchsorted(sorted_allowed, ts + TIE_TOL, side="right") - np.searchsorted(
+            sorted_allowed, ts - TIE_TOL, side="left")
+        return above, tied
+    higher, tied = np.zeros(len(ts), dtype=np.int64), np.zeros(len(ts), dtype=np.int64)
+    for i, neg in enumerate(task.negatives[protocol]):
+        ns = scores[neg]
+        higher[i] = int((ns > ts[i] + TIE_TOL).sum())
+        tied[i] = int((np.abs(ns - ts[i]) <= TIE_TOL).sum())
+    return higher, tied
+
+
+def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, progress: bool = True) -> dict[str, Any]:
+    """Evaluate every system under every protocol; return the report (also written to ``reports/``)."""
+    if not ws.has_table("splits") or not ws.con.execute("SELECT count(*) FROM splits").fetchall()[0][0]:
+        raise ValueError(f"no temporal split in {ws.path}: run `personaminer split -w {ws.path}` first")
+    leak = check_no_leakage(ws)
+    if not leak["ok"]:
+        raise LeakageError(f"memories or personas cite actions at or after their user's cutoff: {leak}. Rebuild them "
+                           "after the split (memories and personas read only the history of split users)")
+    t_start = time.perf_counter()
+    data = load_data(ws, max_targets=config.max_targets, seed=config.seed, kinds=config.kinds)
+    users = sorted(data.users)
+    if config.users is not None and config.users < len(users):
+        import random
+
+        users = sorted(random.Random(config.seed).sample(users, config.users))
+    if not users:
+        raise ValueError("no split user has both history and future interactions to evaluate")
+    systems = parse_specs(config.systems or default_specs(ws))
+    names = [s.name for s in systems]
+    baseline = config.baseline or ("single" if "single" in names else "history_embed")
+
+    with ws.run("evaluate", {**config.to_dict(), "users_evaluated": len(users)}) as run, Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(), disable=not progress) as bar:
+        pool_texts = [data.texts[int(t)] for t in data.pool]
+        t_embed = time.perf_counter()
+        emb_task = bar.add_task("embed pool", total=len(pool_texts), stats="")
+        chunks = []
+        for s in range(0, len(pool_texts), 2048):
+            chunks.append(embedder.encode(pool_texts[s:s + 2048]))
+            bar.update(emb_task, advance=len(chunks[-1]))
+        pool_vectors = np.concatenate(chunks) if chunks else np.zeros((0, 384), dtype=np.float32)
+        ctx = EvalContext(ws=ws, data=data, embedder=embedder, pool_vectors=pool_vectors)
+        ctx._vec.update({int(t): pool_vectors[i] for i, t in enumerate(data.pool)})
+        embed_seconds = time.perf_counter() - t_embed
+
+        prep_seconds: dict[str, float] = {}
+        for s in systems:
+            t0 = time.perf_counter()
+            s.prepare(ctx, users)
+            prep_seconds[s.name] = time.perf_counter() - t0
+        present = [s for s in systems if s.missing_reason is None and any(s.covers(u) for u in users)]
+        missing = {s.name: s.missing_reason or "covers no evaluated user" for s in systems if s not in present}
+        if baseline not in [s.name for s in present]:
+            baseline_note = f"baseline {baseline!r} is not in the table: no paired tests"
+            baseline_name: str | None = None
+        else:
+            baseline_note, baseline_name = "", baseline
+        common = [u for u in users if all(s.covers(u) for s in present)]
+
+        tasks = _build_tasks(data, users, config, pool_vectors, bar)
+        per: dict[str, dict[str, dict[str, dict[str, dict[str, float]]]]] = {
+            p: {s.name: {g: {} for g in GROUPS} for s in present} for p in config.protocols}
+        score_seconds = dict.fromkeys(prep_seconds, 0.0)
+        user_task = bar.add_task("score users", total=len(tasks), stats="")
+        for task in tasks:
+            for s in present:
+                if not s.covers(task.user_id):
+                    continue
+                t0 = time.perf_counter()
+                scores = np.asarray(s.score(task.user_id), dtype=np.float64)
+                for p in config.protocols:
+                    vals = metrics_from_counts(*_counts(scores, task, p))
+                    for g, sel in (("all", np.ones(len(task.targets), bool)), ("repeats", task.repeat),
+                                   ("novel", ~task.repeat)):
+                        if sel.any():
+                            per[p][s.name][g][task.user_id] = {m: float(vals[m][sel].mean()) for m in METRICS}
+                score_seconds[s.name] += time.perf_counter() - t0
+            bar.update(user_task, advance=1)
+
+        results = _aggregate(per, present, common, users, baseline_name, config)
+        report = {
+            "config": config.to_dict(),
+            "workspace": str(ws.path),
+            "split": _split_info(ws),
+            "interaction_kinds": data.kinds,
+            "users": {"split": len(data.users) + len(data.skipped), "with_history_and_future": len(data.users),
+                      "skipped": len(data.skipped), "skipped_reasons": _reasons(data.skipped),
+                      "evaluated": len(users), "common": len(common),
+                      "common_note": "every row of the main tables is computed on the users that every system in "
+                                     "the table covers (common users); per-system coverage is listed beside"},
+            "targets": _target_stats(tasks, common),
+            "pool": {"distinct_future_texts": int(len(data.pool))},
+            "protocols": {p: _protocol_stats(tasks, p, config) for p in config.protocols},
+            "baseline": baseline_name, "baseline_note": baseline_note,
+            "systems": {s.name: {**s.describe(),
+                                 "covered_users": sum(s.covers(u) for u in users),
+                                 "not_covered": _reasons({u: s.not_covered[u] for u in users if u in s.not_covered}),
+                                 "representation_tokens_per_user": _mean([whitespace_tokens(s.representation(u))
+                                                                          for u in common]),
+                                 "llm_tokens_per_user": _mean([s.llm_tokens(u) for u in common]),
+                                 "prepare_seconds": round(prep_seconds[s.name], 2),
+                                 "score_seconds": round(score_seconds[s.name], 2),
+                                 "build_seconds_per_user": _build_seconds(ws, s)}
+                        for s in present},
+            "missing_systems": missing,
+            "results": results["main"],
+            "own_coverage": results["own"],
+            "paired": results["paired"],
+            "quality": _quality(ws, present, common),
+            "leakage_check": leak,
+            "embed_model": embedder.model_id,
+            "embed_seconds": round(embed_seconds, 2),
+            "seconds": round(time.perf_counter() - t_start, 2),
+            "common_users": common,
+        }
+        run.update({k: report[k] for k in ("users", "pool", "baseline", "missing_systems", "seconds")})
+    ws.write_report("evaluate", report)
+    (ws.path / "reports" / "evaluate.md").write_text(to_markdown(report), encoding="utf-8")
+    return report
+
+
+def _build_tasks(data: EvalData, users: Sequence[str], config: EvalConfig, pool_vectors: np.ndarray,
+                 bar: Progress) -> list[_Task]:
+    pos = data.pool_position()
+    n_pool = len(data.pool)
+    squashed = [squash(data.texts[int(t)]) for t in data.pool]
+    owners = list(users)
+    if config.shuffle_targets and len(users) > 1:
+        owners = [users[j] for j in _derangement(len(users), config.seed)]
+
+    def excluded(uid: str) -> set[int]:
+        u = data.users[uid]
+        return {pos[i] for i in u.history if i in pos} | {pos[i] for i in u.future}
+
+    tasks = []
+    neg_task = bar.add_task("draw candidates", total=len(users), stats="")
+    for uid, owner in zip(users, owners, strict=True):
+        o = data.users[owner]
+        ex = excluded(owner) | (excluded(uid) if owner != uid else set())
+        allowed = allowed_mask(n_pool, sorted(ex))
+        targets = np.array([pos[t] for t in o.targets], dtype=np.int64)
+        negatives: dict[str, list[np.ndarray]] = {}
+        dropped = 0
+        if "sampled" in config.protocols:
+            negatives["sampled"] = [sampled_negatives(allowed, config.n_negatives, config.seed, owner, int(o.targets[i]))
+                                    for i in range(len(targets))]
+        if "hard" in config.protocols:
+            sims = pool_vectors[targets] @ pool_vectors.T
+            negatives["hard"] = []
+            for i, t in enumerate(targets):
+                neg, d = hard_negatives(allowed, sims[i], config.n_negatives, config.near_duplicate, squashed,
+                                        squashed[t])
+                negatives["hard"].append(neg)
+                dropped += d
+        tasks.append(_Task(uid, owner, targets, np.array(o.repeat, dtype=bool), allowed, negatives, dropped))
+        bar.update(neg_task, advance=1)
+    return tasks
+
+
+def _aggregate(per: dict[str, Any], present: list[System], common: list[str], users: list[str],
+               baseline: str | None, config: EvalConfig) -> dict[str, Any]:
+    main: dict[str, Any] = {}
+    own: dict[str, Any] = {}
+    paired: dict[str, Any] = {}
+    for p, by_sys in per.items():
+        main[p], own[p], paired[p] = {}, {}, {}
+        for g in GROUPS:
+            main[p][g], paired[p][g] = {}, {}
+            for s in present:
+                vals = by_sys[s.name][g]
+                row: dict[str, Any] = {"users": sum(u in vals for u in common)}
+                for m in METRICS:
+                    arr = np.array([vals[u][m] for u in common if u in vals])
+                    row[m] = {"mean": nan_to_none(float(arr.mean())) if len(arr) else None,
+                              "ci95": [nan_to_none(x) for x in bootstrap_ci(arr, resamples=config.bootstrap,
+                                                                            seed=config.seed)]}
+                main[p][g][s.name] = row
+                if baseline is not None and s.name != baseline:
+                    base = by_sys[baseline][g]
+                    both = [u for u in common if u in vals and u in base]
+                    paired[p][g][s.name] = {m: _clean(paired_test(np.array([vals[u][m] for u in both]),
+                                                                  np.array([base[u][m] for u in both]),
+                                                                  resamples=config.bootstrap, seed=config.seed))
+                                            for m in ("hit@10", "ndcg@10", "mrr")}
+        for s in present:
+            vals = by_sys[s.name]["all"]
+            own[p][s.name] = {"users": len(vals), **{m: _mean([v[m] for v in vals.values()]) for m in METRICS}}
+    return {"main": main, "own": own, "paired": paired}
+
+
+def _clean(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: ([nan_to_none(x) for x in v] if isinstance(v, list) else nan_to_none(v)) for k, v in d.items()}
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return round(float(np.mean(xs)), 4) if len(xs) else None
+
+
+def _reasons(d: dict[str, str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in d.values():
+        out[r] = out.get(r, 0) + 1
+    return out
+
+
+def _split_info(ws: Workspace) -> dict[str, Any]:
+    rows = ws.con.execute("SELECT rule_key, count(*), avg(history_days), avg(future_days), sum(n_history_actions), "
+                          "sum(n_future_actions) FROM splits GROUP BY 1").fetchall()
+    return {"rules": {r[0]: {"users": r[1], "mean_history_days": round(r[2], 2), "mean_future_days": round(r[3], 2),
+                             "history_actions": int(r[4]), "future_actions": int(r[5])} for r in rows}}
+
+
+def _target_stats(tasks: list[_Task], common: list[str]) -> dict[str, Any]:
+    cs = set(common)
+    ts = [t for t in tasks if t.user_id in cs]
+    n = sum(len(t.targets) for t in ts)
+    rep = sum(int(t.repeat.sum()) for t in ts)
+    return {"targets": n, "repeats": rep, "novel": n - rep, "per_user": round(n / len(ts), 2) if ts else None,
+            "users_with_repeats": sum(bool(t.repeat.any()) for t in ts),
+            "users_with_novel": sum(bool((~t.repeat).any()) for t in ts)}
+
+
+def _protocol_stats(tasks: list[_Task], p: str, config: EvalConfig) -> dict[str, Any]:
+    if p == "full":
+        sizes = [int(t.allowed.sum()) + 1 for t in tasks]
+        return {"candidates_per_target": {"mean": _mean(sizes), "min": min(sizes), "max": max(sizes)},
+                "rule": "every distinct future text of the pool, the user's history and future excluded, plus the target"}
+    sizes = [len(n) + 1 for t in tasks for n in t.negatives[p]]
+    out: dict[str, Any] = {"n_negatives": config.n_negatives, "seed": config.seed,
+                           "candidates_per_target": {"mean": _mean(sizes), "min": min(sizes), "max": max(sizes)},
+                           "targets_with_fewer_negatives": sum(s < config.n_negatives + 1 for s in sizes)}
+    if p == "hard":
+        out["near_duplicate_cosine"] = config.near_duplicate
+        out["near_duplicates_dropped"] = sum(t.hard_dropped for t in tasks)
+    return out
+
+
+def _build_seconds(ws: Workspace, s: System) -> float | None:
+    """Stage wall time per user, estimated from the ``runs`` table: seconds per user of the
+    memories runs of the system's memory set, plus (personas) of its builder's runs with that
+    model. Runs that only skipped stored work are left out."""
+    if not s.llm_built:
+        return None
+    memory_set = getattr(s, "memory_set", None)
+    sec = {"memories": 0.0, "personas": 0.0}
+    n = {"memories": 0, "personas": 0}
+    for command, config, summary in ws.con.execute(
+            "SELECT command, config, summary FROM runs WHERE status = 'ok' AND command IN ('memories', 'personas')"
+    ).fetchall():
+        cfg, summ = json.loads(config or "{}"), json.loads(summary or "{}")
+        mine = command == "memories" and summ.get("memory_set") == memory_set and summ.get("days")
+        mine = mine or (command == "personas" and isinstance(s, Personas) and s.group is not None
+                        and cfg.get("builder") == s.builder and cfg.get("memory_set") == memory_set
+                        and (summ.get("model") or "") == s.group.model and summ.get("sets"))
+        if mine:
+            sec[command] += float(summ.get("seconds") or 0.0)
+            n[command] += int(summ.get("users") or 0)
+    if not n["memories"] and not n["personas"]:
+        return None
+    return round(sum(sec[k] / n[k] for k in sec if n[k]), 2)
+
+
+def _quality(ws: Workspace, present: list[System], common: list[str]) -> dict[str, Any]:
+    """Mean quality terms of each persona system's evaluated sets, per judge and scorer config."""
+    if not ws.has_table("set_scores"):
+        return {}
+    cs = set(common)
+    out: dict[str, Any] = {}
+    for s in present:
+        if not isinstance(s, Personas) or not getattr(s, "set_ids", None):
+            continue
+        ids = [sid for u, sid in s.set_ids.items() if u in cs]
+        rows = ws.con.execute("SELECT judge, config_key, values FROM set_scores WHERE set_id IN "
+                              "(SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()
+        by: dict[str, list[dict[str, Any]]] = {}
+        for judge, key, values in rows:
+            by.setdefault(f"{judge}/{key}", []).append(json.loads(values))
+        out[s.name] = {k: {"sets": len(v), **{m: _mean([x[m] for x in v if x.get(m) is not None])
+                                               for m in ("final", "cohesion", "alignment", "truthfulness")}}
+                       for k, v in sorted(by.items())}
+    return out
+
+
+def _fmt(x: float | None, pct: bool = True) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{100 * x:.1f}" if pct else f"{x:.3f}"
+
+
+def to_markdown(r: dict[str, Any]) -> str:
+    """The report as Markdown tables (metrics in percent; CI = bootstrap 95% over users)."""
+    c = r["config"]
+    lines = [f"# Future interaction prediction: {r['workspace']}", "",
+             f"Split: {json.dumps(r['split']['rules'])}. Interaction kinds: {', '.join(r['interaction_kinds'])}. "
+             f"Users: {r['users']['evaluated']} evaluated, **{r['users']['common']} common to every system** "
+             f"(skipped: {r['users']['skipped_reasons'] or 'none'}). Targets on common users: "
+             f"{r['targets']['targets']} ({r['targets']['repeats']} repeats, {r['targets']['novel']} novel), at most "
+             f"{c['max_targets']} per user, seed {c['seed']}. Future pool: {r['pool']['distinct_future_texts']} distinct "
+             f"texts. Bootstrap: {c['bootstrap']} resamples over users. Embedder: {r['embed_model']}."
+             + (" **Control: targets shuffled across users.**" if c["shuffle_targets"] else ""), ""]
+    if r["missing_systems"]:
+        lines += ["Missing systems (not in the table): " + "; ".join(f"`{k}`: {v}" for k, v in
+                                                                      r["missing_systems"].items()), ""]
+    base = r["baseline"]
+    for p, groups in r["results"].items():
+        ps = r["protocols"][p]
+        cand = ps["candidates_per_target"]
+        lines += [f"## Protocol `{p}`", "",
+                  f"Candidates per target: mean {cand['mean']}, min {cand['min']}, max {cand['max']}"
+                  + (f"; near-duplicates (cosine >= {ps['near_duplicate_cosine']}) dropped: "
+                     f"{ps['near_duplicates_dropped']}" if p == "hard" else "") + ".", ""]
+        head = ("| system | users | HR@1 | HR@5 | HR@10 [95% CI] | NDCG@10 | MRR | "
+                + (f"ΔHR@10 vs {base} [95% CI], p |" if base else "") + " repr. tokens/user | LLM tokens/user |")
+        lines += ["### all targets", "", head, "|" + "---|" * (head.count("|") - 1)]
+        for name, row in groups["all"].items():
+            sysinfo = r["systems"][name]
+            hr = row["hit@10"]
+            cells = [name, str(row["users"]), _fmt(row["hit@1"]["mean"]), _fmt(row["hit@5"]["mean"]),
+                     f"{_fmt(hr['mean'])} [{_fmt(hr['ci95'][0])}, {_fmt(hr['ci95'][1])}]",
+                     _fmt(row["ndcg@10"]["mean"]), _fmt(row["mrr"]["mean"])]
+            if base:
+                pr = r["paired"][p]["all"].get(name, {}).get("hit@10")
+                cells.append("baseline" if name == base else
+                             (f"{_fmt(pr['diff'])} [{_fmt(pr['ci'][0])}, {_fmt(pr['ci'][1])}], "
+                              f"p={pr['p_wilcoxon']:.2g}" if pr and pr["diff"] is not None and pr["p_wilcoxon"] is not None
+                              else "-"))
+            cells += [str(sysinfo["representation_tokens_per_user"]), str(sysinfo["llm_tokens_per_user"])]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        for g in ("repeats", "novel"):
+            lines += [f"### {g}", "", "| system | users | HR@10 [95% CI] | NDCG@10 | MRR |", "|---|---|---|---|---|"]
+            for name, row in groups[g].items():
+                hr = row["hit@10"]
+                lines.append(f"| {name} | {row['users']} | {_fmt(hr['mean'])} [{_fmt(hr['ci95'][0])}, "
+                             f"{_fmt(hr['ci95'][1])}] | {_fmt(row['ndcg@10']['mean'])} | {_fmt(row['mrr']['mean'])} |")
+            lines.append("")
+    lines += ["## Systems", "", "| system | spec | covered users | not covered | repr. tokens/user | LLM tokens/user | "
+              "build s/user | score s |", "|---|---|---|---|---|---|---|---|"]
+    for name, s in r["systems"].items():
+        lines.append(f"| {name} | `{s['spec']}` | {s['covered_users']} | {s['not_covered'] or '-'} | "
+                     f"{s['representation_tokens_per_user']} | {s['llm_tokens_per_user']} | "
+                     f"{s['build_seconds_per_user'] if s['build_seconds_per_user'] is not None else '-'} | "
+                     f"{s['score_seconds']} |")
+    if r["quality"]:
+        lines += ["", "## Persona quality (set_scores of the evaluated sets)", "",
+                  "| system | judge/config | sets | final | cohesion | alignment | truthfulness |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, by in r["quality"].items():
+            for key, q in by.items():
+                lines.append(f"| {name} | {key} | {q['sets']} | " + " | ".join(
+                    _fmt(q[m], pct=False) for m in ("final", "cohesion", "alignment", "truthfulness")) + " |")
+    lines += ["", f"Leakage check: {'ok' if r['leakage_check']['ok'] else r['leakage_check']}. "
+              f"Wall time: {r['seconds']} s (embedding the pool {r['embed_seconds']} s).", ""]
+    return "\n".join(lines)

@@ -1,0 +1,424 @@
+"""The systems of the table: each scores the future pool for one user from one representation.
+
+A system is named by a spec ``KIND[:NAME][=ARG]`` (a comma-separated list on the CLI):
+
+=====================  ==============================================================  ==============
+spec                   score of a candidate text                                        representation
+=====================  ==============================================================  ==============
+``random``             the same for every candidate (ties: the chance level, exactly)  nothing
+``popularity``         log(1 + its interactions in all split users' histories)         nothing (global)
+``recent``             cosine to the user's most recent history interaction            1 text
+``mean_history``       cosine to the mean embedding of the user's history              history texts
+``history_embed``      best cosine to any distinct history text (MiniLM)               history texts
+``history_tfidf``      best TF-IDF cosine to any distinct history text (lexical)       history texts
+``memories[=SET]``     best cosine to any intent memory summary of memory set SET      memory summaries
+``personas:N=B[:M][@S]``  best cosine to any persona ``label: description``            persona texts
+=====================  ==============================================================  ==============
+
+``baselines`` expands to the six non-LLM baselines. For ``personas``, ``N`` names the row,
+``B`` is the builder (``single``, ``cluster``, ``model``), ``M`` (optional) filters the persona
+sets by model: ``+``-joined terms, each a substring that must occur in the set's model id or
+config (adapter path included), or, prefixed with ``!``, must not (``model:!lora`` is the persona
+model without an adapter; ``model:listwise`` a LoRA whose path contains ``listwise``), and ``S``
+the memory set. Only sample 0 of each user is used, and failed sets count as missing. If the
+filters leave several groups of sets (models or configs), the spec is refused with the list.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from personaminer.embed import Embedder
+from personaminer.evaluate.data import EvalData
+from personaminer.store import Workspace
+
+BASELINES = ("random", "popularity", "recent", "mean_history", "history_embed", "history_tfidf")
+
+
+class SystemSpecError(ValueError):
+    """A system spec that cannot be parsed or resolved; the message says what to write instead."""
+
+
+def whitespace_tokens(texts: Sequence[str]) -> int:
+    """Size of a representation: whitespace-separated tokens of its texts."""
+    return sum(len(t.split()) for t in texts)
+
+
+@dataclass
+class EvalContext:
+    """What systems read: the workspace, the data, the embedder and the pool's vectors."""
+
+    ws: Workspace
+    data: EvalData
+    embedder: Embedder
+    pool_vectors: np.ndarray  #: (len(pool), dim), L2-normalised
+    _vec: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def text_vectors(self, idx: Sequence[int]) -> np.ndarray:
+        """Vectors of ``data.texts[i]`` for ``i`` in ``idx`` (embedded once, then cached)."""
+        todo = [i for i in dict.fromkeys(idx) if i not in self._vec]
+        if todo:
+            for i, v in zip(todo, self.embedder.encode([self.data.texts[i] for i in todo]), strict=True):
+                self._vec[i] = v
+        if not idx:
+            return np.zeros((0, self.pool_vectors.shape[1]), dtype=np.float32)
+        return np.stack([self._vec[i] for i in idx])
+
+
+def max_cosine(rep: np.ndarray, pool: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """For each pool row, the best dot product with any ``rep`` row (rows are unit vectors)."""
+    out = np.full(len(pool), -1.0, dtype=np.float32)
+    for s in range(0, len(rep), chunk):
+        np.maximum(out, (rep[s:s + chunk] @ pool.T).max(axis=0), out=out)
+    return out
+
+
+class System:
+    """One row of the table. ``prepare`` once, then ``score`` each covered user."""
+
+    kind: ClassVar[str]
+    personalized: ClassVar[bool] = True
+    llm_built: ClassVar[bool] = False
+
+    def __init__(self, name: str, arg: str | None = None) -> None:
+        self.name, self.arg = name, arg
+        self.missing_reason: str | None = None  #: set when the system's inputs do not exist at all
+        self.not_covered: dict[str, str] = {}  #: user -> why this system has no representation for them
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}:{self.name}" + (f"={self.arg}" if self.arg else "")
+
+    def prepare(self, ctx: EvalContext, users: Sequence[str]) -> None:
+        self.ctx = ctx
+
+    def covers(self, user_id: str) -> bool:
+        return user_id not in self.not_covered
+
+    def representation(self, user_id: str) -> list[str]:
+        return []
+
+    def llm_tokens(self, user_id: str) -> int:
+        return 0
+
+    def score(self, user_id: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {"spec": self.spec, "kind": self.kind, "personalized": self.personalized}
+
+
+REGISTRY: dict[str, type[System]] = {}
+
+
+def register(cls: type[System]) -> type[System]:
+    REGISTRY[cls.kind] = cls
+    return cls
+
+
+@register
+class Random(System):
+    kind = "random"
+    personalized = False
+
+    def score(self, user_id: str) -> np.ndarray:
+        return np.zeros(len(self.ctx.data.pool), dtype=np.float32)
+
+
+@register
+class Popularity(System):
+    kind = "popularity"
+    personalized = False
+
+    def prepare(self, ctx: EvalContext, users: Sequence[str]) -> None:
+        super().prepare(ctx, users)
+        counts = ctx.data.history_counts
+        self._scores = np.log1p(np.array([counts.get(int(t), 0) for t in ctx.data.pool], dtype=np.float32))
+
+    def score(self, user_id: str) -> np.ndarray:
+        return self._scores
+
+
+class _History(System):
+    def history(self, user_id: str) -> list[int]:
+        return self.ctx.data.users[user_id].distinct_history()
+
+    def representation(self, user_id: str) -> list[str]:
+        return [self.ctx.data.texts[i] for i in self.history(user_id)]
+
+
+@register
+class Recent(_History):
+    kind = "recent"
+
+    def history(self, user_id: str) -> list[int]:
+        return self.ctx.data.users[user_id].history[-1:]
+
+    def score(self, user_id: str) -> np.ndarray:
+        return self.ctx.pool_vectors @ self.ctx.text_vectors(self.history(user_id))[0]
+
+
+@register
+class MeanHistory(_History):
+    kind = "mean_history"
+
+    def representation(self, user_id: str) -> list[str]:
+        return [self.ctx.data.texts[i] for i in self.ctx.data.users[user_id].history]
+
+    def score(self, user_id: str) -> np.ndarray:
+        v = self.ctx.text_vectors(self.ctx.data.users[user_id].history).mean(axis=0)
+        return self.ctx.pool_vectors @ (v / max(float(np.linalg.norm(v)), 1e-12))
+
+
+@register
+class HistoryEmbed(_History):
+    kind = "history_embed"
+
+    def score(self, user_id: str) -> np.ndarray:
+        return max_cosine(self.ctx.text_vectors(self.history(user_id)), self.ctx.pool_vectors)
+
+
+@register
+class HistoryTfidf(_History):
+    """Lexical: scikit-learn TF-IDF (word unigrams and bigrams, sublinear tf, l2) fitted on the
+    pool and all evaluated users' history texts; a candidate's score is its best cosine to
+    any of the user's distinct history texts."""
+
+    kind = "history_tfidf"
+
+    def prepare(self, ctx: EvalContext, users: Sequence[str]) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        super().prepare(ctx, users)
+        idx = sorted({int(t) for t in ctx.data.pool} | {i for u in users for i in ctx.data.users[u].history})
+        self._row = {t: r for r, t in enumerate(idx)}
+        self._vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, token_pattern=r"(?u)\b\w+\b")
+        self._matrix = self._vectorizer.fit_transform([ctx.data.texts[i] for i in idx]).tocsr()
+        self._pool_t = self._matrix[[self._row[int(t)] for t in ctx.data.pool]].T.tocsc()
+
+    def score(self, user_id: str) -> np.ndarray:
+        rows = self._matrix[[self._row[i] for i in self.history(user_id)]]
+        out = np.zeros(self._pool_t.shape[1], dtype=np.float32)
+        for s in range(0, rows.shape[0], 256):
+            block = (rows[s:s + 256] @ self._pool_t).toarray()
+            np.maximum(out, block.max(axis=0), out=out)
+        return out
+
+
+class _TextSet(System):
+    """Best cosine to any of a per-user list of texts read from the workspace."""
+
+    llm_built = True
+
+    def prepare(self, ctx: EvalContext, users: Sequence[str]) -> None:
+        super().prepare(ctx, users)
+        self._texts: dict[str, list[str]] = {}
+        self._tokens: dict[str, int] = {}
+        self.load(ctx.ws, list(users))
+        for u in users:
+            if not self._texts.get(u) and u not in self.not_covered:
+                self.not_covered[u] = "no representation"
+        distinct = sorted({t for ts in self._texts.values() for t in ts})
+        vecs = ctx.embedder.encode(distinct) if distinct else np.zeros((0, ctx.pool_vectors.shape[1]))
+        self._vectors = dict(zip(distinct, vecs, strict=True))
+
+    def load(self, ws: Workspace, users: list[str]) -> None:
+        raise NotImplementedError
+
+    def representation(self, user_id: str) -> list[str]:
+        return self._texts.get(user_id, [])
+
+    def llm_tokens(self, user_id: str) -> int:
+        return self._tokens.get(user_id, 0)
+
+    def score(self, user_id: str) -> np.ndarray:
+        rep = np.stack([self._vectors[t] for t in self._texts[user_id]])
+        return max_cosine(rep, self.ctx.pool_vectors)
+
+
+def memory_set_tokens(ws: Workspace, memory_set: str, users: list[str]) -> dict[str, int]:
+    if not ws.has_table("memory_days"):
+        return {}
+    return {u: int(n or 0) for u, n in ws.con.execute(
+        "SELECT user_id, sum(prompt_tokens + completion_tokens) FROM memory_days WHERE memory_set = ? AND user_id IN "
+        "(SELECT unnest(?::VARCHAR[])) GROUP BY 1", [memory_set, users]).fetchall()}
+
+
+@register
+class Memories(_TextSet):
+    kind = "memories"
+
+    def __init__(self, name: str, arg: str | None = None) -> None:
+        super().__init__(name, arg)
+        self.memory_set = arg
+
+    def load(self, ws: Workspace, users: list[str]) -> None:
+        sets = ([r[0] for r in ws.con.execute("SELECT DISTINCT memory_set FROM memories ORDER BY 1").fetchall()]
+                if ws.has_table("memories") else [])
+        if self.memory_set is None:
+            if len(sets) > 1:
+                raise SystemSpecError(f"several memory sets ({', '.join(sets)}): write memories=SET")
+            self.memory_set = sets[0] if sets else "llm"
+        if self.memory_set not in sets:
+            self.missing_reason = f"no memory set {self.memory_set!r} in the workspace (have: {', '.join(sets) or 'none'})"
+            self.not_covered = {u: "no memories" for u in users}
+            return
+        for u, summary in ws.con.execute(
+                "SELECT user_id, summary FROM memories WHERE memory_set = ? AND user_id IN (SELECT unnest(?::VARCHAR[])) "
+                "ORDER BY user_id, day, position", [self.memory_set, users]).fetchall():
+            self._texts.setdefault(u, []).append(" ".join(summary.split()))
+        self._tokens = memory_set_tokens(ws, self.memory_set, users)
+        for u in users:
+            if u not in self._texts:
+                self.not_covered[u] = "no memories"
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "memory_set": self.memory_set}
+
+
+@dataclass
+class PersonaGroup:
+    builder: str
+    memory_set: str
+    model: str
+    config: dict[str, Any]
+    users: int
+
+    def match_text(self) -> str:
+        return f"{self.model} {json.dumps(self.config, sort_keys=True)}"
+
+    def label(self) -> str:
+        adapter = self.config.get("adapter")
+        return (f"builder={self.builder} memory_set={self.memory_set} model={self.model[:16] or '-'}"
+                f"{' adapter=' + str(adapter) if adapter else ''} users={self.users}")
+
+
+def persona_groups(ws: Workspace, builder: str | None = None) -> list[PersonaGroup]:
+    """Distinct (builder, memory set, model, config) groups of sample-0 persona sets."""
+    if not ws.has_table("persona_sets"):
+        return []
+    groups: dict[tuple[str, str, str, str], set[str]] = {}
+    for b, mset, model, config, uid in ws.con.execute(
+            "SELECT builder, memory_set, coalesce(model, ''), config, user_id FROM persona_sets "
+            "WHERE sample_index = 0 AND (? IS NULL OR builder = ?)", [builder, builder]).fetchall():
+        cfg = json.loads(config) if config else {}
+        for k in ("samples", "seed", "temperature"):  # not part of what sample 0 is
+            cfg.pop(k, None)
+        groups.setdefault((b, mset, model, json.dumps(cfg, sort_keys=True)), set()).add(uid)
+    return [PersonaGroup(b, m, mo, json.loads(c), len(us)) for (b, m, mo, c), us in sorted(groups.items())]
+
+
+def matches(group: PersonaGroup, terms: Sequence[str]) -> bool:
+    text = group.match_text()
+    return all((t[1:] not in text) if t.startswith("!") else (t in text) for t in terms)
+
+
+@register
+class Personas(_TextSet):
+    kind = "personas"
+
+    def __init__(self, name: str, arg: str | None = None) -> None:
+        super().__init__(name, arg)
+        if not arg:
+            raise SystemSpecError(f"personas:{name} needs =BUILDER[:MODEL_FILTER][@MEMORY_SET], e.g. personas:{name}=single")
+        rest, _, self.memory_set = arg.partition("@")
+        self.builder, _, filt = rest.partition(":")
+        self.memory_set = self.memory_set or None  # type: ignore[assignment]
+        self.terms = [t for t in filt.split("+") if t]
+        self.group: PersonaGroup | None = None
+
+    def load(self, ws: Workspace, users: list[str]) -> None:
+        groups = [g for g in persona_groups(ws, self.builder)
+                  if (self.memory_set is None or g.memory_set == self.memory_set) and matches(g, self.terms)]
+        if not groups:
+            self.missing_reason = f"no persona sets match {self.arg!r}"
+            self.not_covered = {u: "no persona set" for u in users}
+            return
+        if len(groups) > 1:
+            raise SystemSpecError(f"personas:{self.name}={self.arg} matches several groups of persona sets; add a model "
+                                  "filter (:TERM, :!TERM) or @MEMORY_SET:\n  " + "\n  ".join(g.label() for g in groups))
+        g = self.group = groups[0]
+        self.memory_set = g.memory_set
+        rows = ws.con.execute(
+            "SELECT s.user_id, s.set_id, s.status, s.config, coalesce(s.model, ''), s.prompt_tokens + s.completion_tokens, "
+            "p.label, p.description FROM persona_sets s LEFT JOIN personas p USING (set_id) "
+            "WHERE s.builder = ? AND s.memory_set = ? AND s.sample_index = 0 AND coalesce(s.model, '') = ? "
+            "AND s.user_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY s.user_id, p.position",
+            [g.builder, g.memory_set, g.model, users]).fetchall()
+        mem_tokens = memory_set_tokens(ws, g.memory_set, users)
+        self.set_ids: dict[str, str] = {}
+        for uid, set_id, status, config, _model, tokens, label, desc in rows:
+            cfg = json.loads(config) if config else {}
+            for k in ("samples", "seed", "temperature"):
+                cfg.pop(k, None)
+            if cfg != g.config:
+                continue
+            if status == "failed":
+                self.not_covered[uid] = "failed set"
+                continue
+            self.set_ids[uid] = set_id
+            self._tokens[uid] = int(tokens) + mem_tokens.get(uid, 0)
+            if label is not None:
+                self._texts.setdefault(uid, []).append(f"{' '.join(label.split())}: {' '.join(desc.split())}")
+        for u in users:
+            if u not in self._texts and u not in self.not_covered:
+                self.not_covered[u] = "no persona set"
+
+    def describe(self) -> dict[str, Any]:
+        out = {**super().describe(), "builder": self.builder, "filters": self.terms, "memory_set": self.memory_set}
+        if self.group is not None:
+            out.update(model=self.group.model, config=self.group.config)
+        return out
+
+
+def parse_specs(text: str, ws: Workspace | None = None) -> list[System]:
+    """Systems from ``KIND[:NAME][=ARG],...`` (``baselines`` expands; see the module doc)."""
+    out: list[System] = []
+    for raw in [s.strip() for s in text.split(",") if s.strip()]:
+        if raw == "baselines":
+            out.extend(REGISTRY[k](k) for k in BASELINES)
+            continue
+        head, _, arg = raw.partition("=")
+        kind, _, name = head.partition(":")
+        if kind not in REGISTRY:
+            raise SystemSpecError(f"unknown system {kind!r} in {raw!r}; choose from baselines, {', '.join(REGISTRY)}")
+        if kind not in ("memories", "personas") and arg:
+            raise SystemSpecError(f"{kind} takes no =ARG (got {raw!r})")
+        default = (f"memories_{arg}" if kind == "memories" and arg else kind)
+        if kind == "personas" and not name:
+            name = arg.partition("@")[0].replace(":", "_") if arg else ""
+        out.append(REGISTRY[kind](name or default, arg or None))
+    names = [s.name for s in out]
+    if dup := sorted({n for n in names if names.count(n) > 1}):
+        raise SystemSpecError(f"duplicate system names: {', '.join(dup)} (name them: KIND:NAME=ARG)")
+    return out
+
+
+def default_specs(ws: Workspace) -> str:
+    """The baselines, every memory set, and one persona system per (builder, memory set, model, config)."""
+    parts = ["baselines"]
+    if ws.has_table("memories"):
+        parts += [f"memories={r[0]}" for r in ws.con.execute(
+            "SELECT DISTINCT memory_set FROM memories ORDER BY 1").fetchall()]
+    groups = persona_groups(ws)
+    by_builder: dict[str, int] = {}
+    for g in groups:
+        by_builder[g.builder] = by_builder.get(g.builder, 0) + 1
+    for g in groups:
+        if by_builder[g.builder] == 1:
+            parts.append(f"personas:{g.builder}={g.builder}@{g.memory_set}")
+        else:
+            tag = (g.model[:8] or "nomodel") + ("_lora" + g.model.rpartition(":")[2][:6] if "+lora:" in g.model else "")
+            term = g.model if "+lora:" in g.model else f"{g.model[:16]}+!lora"
+            parts.append(f"personas:{g.builder}_{tag}_{g.memory_set}={g.builder}:{term}@{g.memory_set}")
+    return ",".join(parts)
+
+
+def nan_to_none(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x

@@ -1,0 +1,160 @@
+"""The evaluation harness end to end on synthetic workspaces: leakage controls, coverage, reports, CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from eval_testkit import BagOfWordsEmbedder, add_actions, plant_persona_set, topic_workspace
+from typer.testing import CliRunner
+
+from personaminer import Workspace
+from personaminer.cli import app
+from personaminer.evaluate import EvalConfig, LeakageError, SplitConfig, run_evaluation, split_users
+from personaminer.evaluate.data import load_data
+from personaminer.evaluate.run import _build_tasks
+
+PERSONALIZED = ("recent", "mean_history", "history_embed", "history_tfidf")
+
+
+def _split(path: Path) -> None:
+    with Workspace(path) as ws:
+        split_users(ws, ws.users(), SplitConfig())
+
+
+def _evaluate(path: Path, **kw) -> dict:  # type: ignore[no-untyped-def]
+    with Workspace(path) as ws:
+        return run_evaluation(ws, EvalConfig(bootstrap=200, **kw), embedder=BagOfWordsEmbedder(), progress=False)
+
+
+def _hr(report: dict, protocol: str, system: str, group: str = "all", metric: str = "hit@10") -> float:
+    return report["results"][protocol][group][system][metric]["mean"]
+
+
+def test_targets_and_candidates_exclude_the_users_own_texts(tmp_path: Path) -> None:
+    path = topic_workspace(tmp_path / "ws", n_users=16)
+    _split(path)
+    with Workspace(path) as ws:
+        data = load_data(ws, max_targets=5, seed=0)
+        from rich.progress import Progress
+
+        vecs = BagOfWordsEmbedder().encode([data.texts[int(t)] for t in data.pool])
+        tasks = _build_tasks(data, sorted(data.users), EvalConfig(max_targets=5), vecs, Progress(disable=True))
+        again = load_data(ws, max_targets=5, seed=0)
+    assert all(len(u.targets) == 5 for u in data.users.values())
+    assert {u: d.targets for u, d in again.users.items()} == {u: d.targets for u, d in data.users.items()}
+    for task in tasks:
+        u = data.users[task.user_id]
+        own = {int(np.flatnonzero(data.pool == t)[0]) for t in set(u.future) | (set(u.history) & set(data.pool.tolist()))}
+        assert not own & set(np.flatnonzero(task.allowed).tolist())
+        for p in ("sampled", "hard"):
+            for neg, t in zip(task.negatives[p], task.targets, strict=True):
+                assert len(neg) == 99 and t not in neg and not own & set(neg.tolist())
+        assert [t for t, r in zip(u.targets, u.repeat, strict=True) if r] == [t for t in u.targets if t in u.history]
+
+
+def test_future_copied_into_history_is_found_near_perfectly(tmp_path: Path) -> None:
+    path = topic_workspace(tmp_path / "ws", n_users=16)
+    _split(path)
+    before = _evaluate(path, systems="history_embed,history_tfidf")
+    with Workspace(path) as ws:  # the leak: each user's future texts also appear in the history
+        rows = []
+        for uid in ws.users():
+            cutoff = ws.cutoff(uid)
+            rows += [(uid, cutoff - dt.timedelta(hours=1, seconds=i), a.kind, a.text)
+                     for i, a in enumerate(ws.user_future_actions(uid))]
+        add_actions(ws, rows, source="leak")
+    after = _evaluate(path, systems="history_embed,history_tfidf")
+    assert after["targets"]["repeats"] == after["targets"]["targets"]
+    for p in ("sampled", "hard", "full"):
+        for s in ("history_embed", "history_tfidf"):
+            assert _hr(after, p, s) >= 0.95, (p, s)
+            assert _hr(after, p, s, metric="mrr") > _hr(before, p, s, metric="mrr") + 0.3, (p, s)
+
+
+def test_shuffled_targets_fall_to_chance(tmp_path: Path) -> None:
+    path = topic_workspace(tmp_path / "ws", n_users=40, unique=True)
+    _split(path)
+    real = _evaluate(path)
+    shuffled = _evaluate(path, shuffle_targets=True)
+    n_targets = shuffled["targets"]["targets"]
+    for p in ("sampled", "hard", "full"):
+        n_cand = shuffled["protocols"][p]["candidates_per_target"]["mean"]
+        chance = 10 / n_cand
+        # 4 standard errors of a mean of n_targets Bernoulli(chance) hits, the tolerance of "at chance"
+        tol = 4 * math.sqrt(chance * (1 - chance) / n_targets)
+        assert _hr(shuffled, p, "random") == pytest.approx(chance, rel=0.02)
+        for s in PERSONALIZED:
+            assert abs(_hr(shuffled, p, s) - chance) <= tol, (p, s, _hr(shuffled, p, s), chance, tol)
+        for s in ("mean_history", "history_embed", "history_tfidf"):
+            assert _hr(real, p, s) > chance + 5 * tol, (p, s)
+
+
+def test_memories_personas_coverage_missing_and_paired(tmp_path: Path) -> None:
+    from personaminer.memories import MemoryConfig, run_memories
+
+    path = topic_workspace(tmp_path / "ws", n_users=12)
+    _split(path)
+    with Workspace(path) as ws:
+        users = ws.users()
+        run_memories(ws, users, MemoryConfig(mode="extractive"), embedder=BagOfWordsEmbedder(), progress=False)
+        for i, u in enumerate(users):
+            hist = [a.text for a in ws.user_actions(u)]
+            if i == 0:
+                plant_persona_set(ws, u, "single", [], status="failed")
+            elif i == 1:
+                continue  # no set at all
+            else:
+                plant_persona_set(ws, u, "single", [("Interest", " ".join(hist[:6]))], tokens=50)
+    r = _evaluate(path, systems="random,history_embed,memories=extractive,personas:single=single,"
+                                "personas:tuned=model:lora")
+    assert r["missing_systems"] == {"tuned": "no persona sets match 'model:lora'"}
+    assert r["users"]["evaluated"] == 12 and r["users"]["common"] == 10
+    assert r["systems"]["single"]["not_covered"] == {"failed set": 1, "no persona set": 1}
+    assert r["systems"]["memories_extractive"]["covered_users"] == 12
+    assert r["own_coverage"]["sampled"]["history_embed"]["users"] == 12
+    assert r["results"]["sampled"]["all"]["single"]["users"] == 10
+    assert r["baseline"] == "single" and set(r["paired"]["sampled"]["all"]) == {"random", "history_embed",
+                                                                                 "memories_extractive"}
+    assert r["systems"]["single"]["llm_tokens_per_user"] == 50  # extractive memories cost no tokens
+    assert r["systems"]["random"]["representation_tokens_per_user"] == 0
+    assert 0 < r["systems"]["single"]["representation_tokens_per_user"] < r["systems"][
+        "history_embed"]["representation_tokens_per_user"]
+    assert _hr(r, "sampled", "memories_extractive") > 0.5 and _hr(r, "sampled", "single") > 0.3
+    pr = r["paired"]["sampled"]["all"]["random"]["hit@10"]
+    assert pr["n"] == 10 and pr["diff"] < 0 and pr["p_wilcoxon"] < 0.05
+    md = (path / "reports" / "evaluate.md").read_text()
+    assert "## Protocol `hard`" in md and "| single |" in md and "tuned" in md
+    assert json.loads((path / "reports" / "evaluate.json").read_text())["config"]["seed"] == 0
+
+
+def test_evaluate_refuses_leaked_memories(tmp_path: Path) -> None:
+    from personaminer.memories import MemoryConfig, run_memories
+
+    path = topic_workspace(tmp_path / "ws", n_users=4)
+    with Workspace(path) as ws:  # memories built BEFORE the split see the whole timeline
+        run_memories(ws, ws.users(), MemoryConfig(mode="extractive"), embedder=BagOfWordsEmbedder(), progress=False)
+    _split(path)
+    with pytest.raises(LeakageError, match="cutoff"):
+        _evaluate(path)
+
+
+def test_evaluate_cli(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    path = topic_workspace(tmp_path / "ws", n_users=8, days=5, per_day=4)
+    runner = CliRunner()
+    r = runner.invoke(app, ["evaluate", "-w", str(path), "-q"])
+    assert r.exit_code != 0 and "personaminer split" in str(r.exception)
+    assert runner.invoke(app, ["split", "-w", str(path)]).exit_code == 0
+    r = runner.invoke(app, ["evaluate", "-w", str(path), "--protocol", "sampled,full", "--systems",
+                            "baselines", "--max-targets", "3", "--bootstrap", "50", "-q"])
+    assert r.exit_code == 0, r.output
+    report = json.loads((path / "reports" / "evaluate.json").read_text())
+    assert set(report["results"]) == {"sampled", "full"} and report["targets"]["per_user"] == 3
+    assert "candidates/target" in r.output and (path / "reports" / "evaluate.md").exists()
+    assert "history_tfidf" in report["systems"]
+    r = runner.invoke(app, ["evaluate", "-w", str(path), "--protocol", "nope", "-q"])
+    assert r.exit_code != 0 and "unknown protocol" in str(r.exception)
