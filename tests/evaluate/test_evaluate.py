@@ -17,6 +17,7 @@ from personaminer.cli import app
 from personaminer.evaluate import EvalConfig, LeakageError, SplitConfig, run_evaluation, split_users
 from personaminer.evaluate.data import load_data
 from personaminer.evaluate.run import _build_tasks
+from personaminer.quality.scorer import SCORE_DDL
 
 PERSONALIZED = ("recent", "mean_history", "history_embed", "history_tfidf")
 
@@ -92,6 +93,8 @@ def test_shuffled_targets_fall_to_chance(tmp_path: Path) -> None:
             assert abs(_hr(shuffled, p, s) - chance) <= tol, (p, s, _hr(shuffled, p, s), chance, tol)
         for s in ("mean_history", "history_embed", "history_tfidf"):
             assert _hr(real, p, s) > chance + 5 * tol, (p, s)
+    assert (path / "reports" / "evaluate-shuffled.md").exists()  # the control does not overwrite the table
+    assert not json.loads((path / "reports" / "evaluate.json").read_text())["config"]["shuffle_targets"]
 
 
 def test_memories_personas_coverage_missing_and_paired(tmp_path: Path) -> None:
@@ -109,7 +112,12 @@ def test_memories_personas_coverage_missing_and_paired(tmp_path: Path) -> None:
             elif i == 1:
                 continue  # no set at all
             else:
-                plant_persona_set(ws, u, "single", [("Interest", " ".join(hist[:6]))], tokens=50)
+                sid = plant_persona_set(ws, u, "single", [("Interest", " ".join(hist[:6]))], tokens=50)
+                if i < 5:  # quality scores for three of the sets
+                    for ddl in SCORE_DDL:
+                        ws.con.execute(ddl)
+                    ws.con.execute("INSERT INTO set_scores VALUES (?, ?, 'single', 'embedding', 'k1', NULL, ?, ?)",
+                                   [sid, u, json.dumps({"final": 0.1 * i, "cohesion": 0.5, "alignment": None}), 0.1 * i])
     r = _evaluate(path, systems="random,history_embed,memories=extractive,personas:single=single,"
                                 "personas:tuned=model:lora")
     assert r["missing_systems"] == {"tuned": "no persona sets match 'model:lora'"}
@@ -127,6 +135,8 @@ def test_memories_personas_coverage_missing_and_paired(tmp_path: Path) -> None:
     assert _hr(r, "sampled", "memories_extractive") > 0.5 and _hr(r, "sampled", "single") > 0.3
     pr = r["paired"]["sampled"]["all"]["random"]["hit@10"]
     assert pr["n"] == 10 and pr["diff"] < 0 and pr["p_wilcoxon"] < 0.05
+    q = r["quality"]["single"]["embedding/k1"]
+    assert q["sets"] == 3 and q["final"] == pytest.approx(0.3) and q["cohesion"] == 0.5 and q["alignment"] is None
     md = (path / "reports" / "evaluate.md").read_text()
     assert "## Protocol `hard`" in md and "| single |" in md and "tuned" in md
     assert json.loads((path / "reports" / "evaluate.json").read_text())["config"]["seed"] == 0

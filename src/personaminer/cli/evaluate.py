@@ -119,4 +119,5 @@ def evaluate_cmd(
         console.print(table)
     for name, why in report["missing_systems"].items():
         err.print(f"[yellow]missing system[/] {name}: {why}", soft_wrap=True)
-    console.print(f"report: {workspace}/reports/evaluate.json and evaluate.md ({report['seconds']} s)")
+    name = "evaluate-shuffled" if shuffle_targets else "evaluate"
+    console.print(f"report: {workspace}/reports/{name}.json and {name}.md ({report['seconds']} s)")

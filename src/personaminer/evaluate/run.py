@@ -2,7 +2,8 @@
 
 :func:`run_evaluation` reads the split workspace, refuses if any memory or persona cites the
 future, draws each target's candidates once per protocol, scores them with every system and
-writes ``reports/evaluate.json`` and ``reports/evaluate.md``. Protocol and metric definitions:
+writes ``reports/evaluate.json`` and ``reports/evaluate.md`` (``evaluate-shuffled.*`` for the
+shuffled-targets control). Protocol and metric definitions:
 ``docs/evaluate.md``.
 """
 
@@ -160,6 +161,11 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, pro
         pool_vectors = np.concatenate(chunks) if chunks else np.zeros((0, 384), dtype=np.float32)
         ctx = EvalContext(ws=ws, data=data, embedder=embedder, pool_vectors=pool_vectors)
         ctx._vec.update({int(t): pool_vectors[i] for i, t in enumerate(data.pool)})
+        hist = [i for i in dict.fromkeys(i for u in users for i in data.users[u].history) if i not in ctx._vec]
+        hist_task = bar.add_task("embed history", total=len(hist), stats="")
+        for s in range(0, len(hist), 2048):  # once for every system that embeds history texts
+            ctx.text_vectors(hist[s:s + 2048])
+            bar.update(hist_task, advance=len(hist[s:s + 2048]))
         embed_seconds = time.perf_counter() - t_embed
 
         prep_seconds: dict[str, float] = {}
@@ -233,8 +239,9 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, pro
             "common_users": common,
         }
         run.update({k: report[k] for k in ("users", "pool", "baseline", "missing_systems", "seconds")})
-    ws.write_report("evaluate", report)
-    (ws.path / "reports" / "evaluate.md").write_text(to_markdown(report), encoding="utf-8")
+    name = "evaluate-shuffled" if config.shuffle_targets else "evaluate"  # the control never overwrites the table
+    ws.write_report(name, report)
+    (ws.path / "reports" / f"{name}.md").write_text(to_markdown(report), encoding="utf-8")
     return report
 
 
@@ -406,6 +413,10 @@ def _fmt(x: float | None, pct: bool = True) -> str:
     return f"{100 * x:.1f}" if pct else f"{x:.3f}"
 
 
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
 def to_markdown(r: dict[str, Any]) -> str:
     """The report as Markdown tables (metrics in percent; CI = bootstrap 95% over users)."""
     c = r["config"]
@@ -443,7 +454,7 @@ def to_markdown(r: dict[str, Any]) -> str:
                              (f"{_fmt(pr['diff'])} [{_fmt(pr['ci'][0])}, {_fmt(pr['ci'][1])}], "
                               f"p={pr['p_wilcoxon']:.2g}" if pr and pr["diff"] is not None and pr["p_wilcoxon"] is not None
                               else "-"))
-            cells += [str(sysinfo["representation_tokens_per_user"]), str(sysinfo["llm_tokens_per_user"])]
+            cells += [_num(sysinfo["representation_tokens_per_user"]), _num(sysinfo["llm_tokens_per_user"])]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         for g in ("repeats", "novel"):
@@ -457,7 +468,7 @@ def to_markdown(r: dict[str, Any]) -> str:
               "build s/user | score s |", "|---|---|---|---|---|---|---|---|"]
     for name, s in r["systems"].items():
         lines.append(f"| {name} | `{s['spec']}` | {s['covered_users']} | {s['not_covered'] or '-'} | "
-                     f"{s['representation_tokens_per_user']} | {s['llm_tokens_per_user']} | "
+                     f"{_num(s['representation_tokens_per_user'])} | {_num(s['llm_tokens_per_user'])} | "
                      f"{s['build_seconds_per_user'] if s['build_seconds_per_user'] is not None else '-'} | "
                      f"{s['score_seconds']} |")
     if r["quality"]:
@@ -469,5 +480,5 @@ def to_markdown(r: dict[str, Any]) -> str:
                 lines.append(f"| {name} | {key} | {q['sets']} | " + " | ".join(
                     _fmt(q[m], pct=False) for m in ("final", "cohesion", "alignment", "truthfulness")) + " |")
     lines += ["", f"Leakage check: {'ok' if r['leakage_check']['ok'] else r['leakage_check']}. "
-              f"Wall time: {r['seconds']} s (embedding the pool {r['embed_seconds']} s).", ""]
+              f"Wall time: {r['seconds']} s (embedding the pool and the histories {r['embed_seconds']} s).", ""]
     return "\n".join(lines)
