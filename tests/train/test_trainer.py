@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("peft", reason="the train extra is not installed")
 
 from personaminer.llm.base import ModelNotAvailable  # noqa: E402
-from personaminer.train.groups import read_groups  # noqa: E402
+from personaminer.train.data import read_groups  # noqa: E402
 from personaminer.train.trainer import GroupwiseDPOTrainer, TrainConfig, encode_groups  # noqa: E402
 
 from .train_testkit import synthetic_groups  # noqa: E402

@@ -39,6 +39,7 @@ from personaminer.personas.model import prepare, render_completion
 from personaminer.personas.run import load_memory_items, run_personas
 from personaminer.quality.scorer import QualityConfig, run_scores
 from personaminer.store import Workspace
+from personaminer.train.data import fingerprint
 
 ROLES_DDL = """
 CREATE TABLE IF NOT EXISTS train_roles (
@@ -136,15 +137,6 @@ def _set_rows(ws: Workspace, set_ids: Sequence[str], judge: str, key: str) -> di
     return out
 
 
-def fingerprint(path: Path) -> str:
-    """sha256 of a groups file (keys the reference log-probability cache)."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, llm: LLM, embedder: Embedder,
                  out_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Sample, score and rank candidate sets; write the groups dataset. Returns the meta dict."""
@@ -218,15 +210,3 @@ def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, ll
     (out_dir / "groups.meta.json").write_text(json.dumps(meta, indent=2))
     ws.write_report("train-build-groups", {k: v for k, v in meta.items() if k != "roles"})
     return meta
-
-
-def read_groups(paths: Sequence[Path | str], role: str | None = None) -> list[dict[str, Any]]:
-    """Groups from one or more ``groups.jsonl`` files, optionally of one role."""
-    out = []
-    for p in paths:
-        with Path(p).open(encoding="utf-8") as f:
-            for line in f:
-                g = json.loads(line)
-                if role is None or g["role"] == role:
-                    out.append(g)
-    return out

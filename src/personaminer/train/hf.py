@@ -6,7 +6,9 @@ the result is saved once as an ordinary safetensors checkpoint in the cache
 (``<cache>/hf/<model>-<sha12>``) and loaded from there afterwards.
 
 ``tiny`` is a random-initialised 2-layer Llama with the SmolLM2 tokenizer (for tests and CI:
-it needs no weights and trains in seconds).
+it needs no weights and trains in seconds). ``random:<folder>`` is the architecture of a
+checkpoint folder (its ``config.json`` and tokenizer) with random weights: it costs exactly
+what the real model costs per step, so benchmarks can time model sizes without the weights.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from personaminer.paths import cache_dir
 log = logging.getLogger(__name__)
 
 TINY = "tiny"
+RANDOM = "random:"
 
 
 def require_train_extra() -> None:
@@ -82,6 +85,8 @@ def load_tokenizer(name: str) -> Any:
     if name == TINY:
         src = tokenizer_source()
         tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+    elif name.startswith(RANDOM):
+        tok = AutoTokenizer.from_pretrained(name[len(RANDOM):])
     else:
         tok = AutoTokenizer.from_pretrained(_local(name))
     if tok.pad_token_id is None:
@@ -112,9 +117,28 @@ def load_model(name: str, *, dtype: Any = None, seed: int = 0, vocab_size: int |
                              max_position_embeddings=4096, tie_word_embeddings=True)
         model = LlamaForCausalLM(config)
         return model.to(dtype) if dtype is not None else model
+    if name.startswith(RANDOM):
+        from transformers import AutoConfig
+
+        torch.manual_seed(seed)
+        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(name[len(RANDOM):]),
+                                                dtype=dtype or torch.float32)
     return AutoModelForCausalLM.from_pretrained(_local(name), dtype=dtype or torch.float32)
 
 
 def gguf_base(name: str) -> Path | None:
     """The llama.cpp GGUF that a trained adapter of catalog model ``name`` runs on (None for others)."""
     return resolve(name) if name in CATALOG else None
+
+
+def config_only_copy(name: str, dest: str | Path) -> Path:
+    """Copy a catalog model's config and tokenizer (no weights) to ``dest``: ``random:<dest>``
+    then has the model's exact architecture (for timing on a machine without the weights)."""
+    import shutil
+
+    src, dest = converted_dir(name), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.suffix != ".safetensors":
+            shutil.copy2(f, dest / f.name)
+    return dest

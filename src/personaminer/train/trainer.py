@@ -29,8 +29,8 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from personaminer.train.groups import fingerprint, read_groups
-from personaminer.train.hf import TINY, gguf_base, load_model, load_tokenizer, require_train_extra
+from personaminer.train.data import fingerprint, read_groups
+from personaminer.train.hf import gguf_base, load_model, load_tokenizer, require_train_extra
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ class GroupwiseDPOTrainer:
                     self._checkpoint(ckpt, opt, step)
         final_val = self.evaluate(val, ref)
         self.adapter_dir_ = self._save_adapter(self.out_dir / "adapter")
-        base_gguf = gguf_base(c.model) if c.model != TINY else None
+        base_gguf = gguf_base(c.model)
         self.gguf_path_ = None
         if c.export_gguf and base_gguf is not None:
             from personaminer.train.export import export_gguf_adapter
