@@ -90,10 +90,12 @@ class System:
         self.name, self.arg = name, arg
         self.missing_reason: str | None = None  #: set when the system's inputs do not exist at all
         self.not_covered: dict[str, str] = {}  #: user -> why this system has no representation for them
+        self.raw_spec: str | None = None
 
     @property
     def spec(self) -> str:
-        return f"{self.kind}:{self.name}" + (f"={self.arg}" if self.arg else "")
+        """The spec as written (``parse_specs``), else the canonical ``KIND:NAME[=ARG]``."""
+        return self.raw_spec or f"{self.kind}:{self.name}" + (f"={self.arg}" if self.arg else "")
 
     def prepare(self, ctx: EvalContext, users: Sequence[str]) -> None:
         self.ctx = ctx
@@ -382,7 +384,9 @@ def parse_specs(text: str, ws: Workspace | None = None) -> list[System]:
     out: list[System] = []
     for raw in [s.strip() for s in text.split(",") if s.strip()]:
         if raw == "baselines":
-            out.extend(REGISTRY[k](k) for k in BASELINES)
+            for k in BASELINES:
+                out.append(REGISTRY[k](k))
+                out[-1].raw_spec = k
             continue
         head, _, arg = raw.partition("=")
         kind, _, name = head.partition(":")
@@ -394,6 +398,7 @@ def parse_specs(text: str, ws: Workspace | None = None) -> list[System]:
         if kind == "personas" and not name:
             name = arg.partition("@")[0].replace(":", "_") if arg else ""
         out.append(REGISTRY[kind](name or default, arg or None))
+        out[-1].raw_spec = raw
     names = [s.name for s in out]
     if dup := sorted({n for n in names if names.count(n) > 1}):
         raise SystemSpecError(f"duplicate system names: {', '.join(dup)} (name them: KIND:NAME=ARG)")
