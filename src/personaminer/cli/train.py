@@ -46,6 +46,8 @@ def build_groups_cmd(
     judge: Annotated[str, typer.Option("--judge", help="Claim judge for ranking: embedding or llm.")] = "embedding",
     model: ModelOpt = "smollm2-135m-instruct",
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: W/train).")] = None,
+    sample: Annotated[bool, typer.Option("--sample/--only-sampled", help="--only-sampled: no new samples; "
+                                         "groups from the candidates stored so far.")] = True,
 ) -> None:
     """Sample G persona sets per train/val user, score and rank them, write groups.jsonl."""
     from personaminer.embed import MiniLMEmbedder
@@ -64,7 +66,7 @@ def build_groups_cmd(
         ids = ws.users(sample=users, seed=seed) if users else ws.users()
         llm = _llm(model)
         try:
-            meta = build_groups(ws, ids, config, llm=llm, embedder=MiniLMEmbedder(), out_dir=out)
+            meta = build_groups(ws, ids, config, llm=llm, embedder=MiniLMEmbedder(), out_dir=out, sample=sample)
         finally:
             llm.close()
     table = Table(title=f"preference groups -> {out or Path(workspace) / 'train'}", show_header=False)

@@ -20,6 +20,7 @@ A config file (TOML or JSON) mirrors :class:`LLMConfig`::
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -38,7 +39,9 @@ class LlamaCppConfig(BaseModel):
 
     model: str = Field(DEFAULT_MODEL, description="catalog model name or path to a GGUF file")
     n_ctx: int = Field(4096, ge=256, description="context window in tokens")
-    n_threads: int = Field(2, ge=1, description="CPU threads")
+    n_threads: int = Field(default_factory=lambda: int(os.environ.get("PERSONAMINER_LLAMA_THREADS", "2")), ge=1,
+                           description="CPU threads (default: $PERSONAMINER_LLAMA_THREADS or 2). On a busy machine "
+                           "1 thread per process is far faster: llama.cpp's threads wait on each other")
     n_batch: int = Field(512, ge=1, description="prompt-processing batch size")
     adapter: Path | None = Field(None, description="LoRA adapter GGUF file")
     seed: int = Field(0, description="seed the model instance is created with")

@@ -92,6 +92,7 @@ class LlamaCppLLM(LLM):
         self.verbose = verbose
         self._plain: Llama | None = None
         self._with_logits: Llama | None = None
+        self._last_sampled: list[dict[str, str]] | None = None  #: messages of the last sampled call
         self._model_id: str | None = None
         self._lock = threading.Lock()
 
@@ -157,8 +158,11 @@ class LlamaCppLLM(LLM):
                 if req.top_logprobs > 0:
                     kwargs["logprobs"] = True
                     kwargs["top_logprobs"] = req.top_logprobs
-                if req.temperature > 0:
-                    llm.reset()  # sampled output must not depend on the previous call's KV cache
+                if req.temperature > 0 and messages != self._last_sampled:
+                    # A sampled answer must not depend on an unrelated earlier call's KV cache; samples
+                    # of one prompt in a row share its prefix (G candidates cost one prompt pass).
+                    llm.reset()
+                self._last_sampled = messages if req.temperature > 0 else None
                 resp = llm.create_chat_completion(**kwargs)
                 choice = resp["choices"][0]
                 texts.append(choice["message"].get("content") or "")

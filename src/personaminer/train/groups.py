@@ -138,15 +138,27 @@ def _set_rows(ws: Workspace, set_ids: Sequence[str], judge: str, key: str) -> di
 
 
 def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, llm: LLM, embedder: Embedder,
-                 out_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Sample, score and rank candidate sets; write the groups dataset. Returns the meta dict."""
+                 out_dir: Path | None = None, sample: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Sample, score and rank candidate sets; write the groups dataset. Returns the meta dict.
+
+    With ``sample=False`` nothing is sampled: groups are built from the candidates already
+    stored, and users without any are left out and counted (``users_not_sampled``).
+    """
     out_dir = Path(out_dir) if out_dir is not None else ws.path / "train"
     out_dir.mkdir(parents=True, exist_ok=True)
     roles = store_roles(ws, assign_roles(users, val_users=config.val_users, test_users=config.test_users,
                                          seed=config.seed), config.seed)
     learn = [u for u in users if roles[u] in ("train", "val")]
     pconf = config.persona_config()
-    sampled = run_personas(ws, learn, pconf, embedder=embedder, llm=llm, progress=progress)
+    if sample:
+        sampled = run_personas(ws, learn, pconf, embedder=embedder, llm=llm, progress=progress)
+    else:  # groups from the candidates stored so far (e.g. a long sampling run stopped part-way)
+        stored = {r[0] for r in ws.con.execute("SELECT set_id FROM persona_sets WHERE builder = 'model'").fetchall()}
+        have = {u for u in learn if any(new_set("model", u, pconf, s, llm.model_id, None).set_id in stored
+                                        for s in range(config.group_size))}
+        sampled = {"sets": 0, "sets_skipped": 0, "failed_sets": 0, "llm_model_calls": 0, "prompt_tokens": 0,
+                   "completion_tokens": 0, "seconds": 0.0, "users_not_sampled": len(learn) - len(have)}
+        learn = [u for u in learn if u in have]
     qconf = config.quality_config()
     scored = {b: run_scores(ws, qconf, embedder=embedder, llm=None, where={"builder": b}, progress=progress)
               for b in ("model", *config.include_builders)}
@@ -205,7 +217,7 @@ def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, ll
             "config": asdict(config), "model": llm.model_id, "quality_config_key": key, "counts": counts,
             "roles": roles, "fingerprint": fingerprint(path), "sampling": {k: sampled[k] for k in (
                 "sets", "sets_skipped", "failed_sets", "llm_model_calls", "prompt_tokens", "completion_tokens",
-                "seconds")}, "scoring": {b: {"scored_now": v["scored_now"], "seconds": v["seconds"]}
+                "seconds", "users_not_sampled") if k in sampled}, "scoring": {b: {"scored_now": v["scored_now"], "seconds": v["seconds"]}
                                          for b, v in scored.items()}}
     (out_dir / "groups.meta.json").write_text(json.dumps(meta, indent=2))
     ws.write_report("train-build-groups", {k: v for k, v in meta.items() if k != "roles"})

@@ -1,0 +1,100 @@
+"""Preference groups on real AOL memories with a fake persona model whose samples differ by seed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from personaminer import Workspace
+from personaminer.llm.base import LLM, ChatRequest, ChatResult
+from personaminer.personas.model import prepare
+from personaminer.personas.run import load_memory_items
+from personaminer.train.groups import GroupConfig, assign_roles, build_groups, load_roles
+
+_NUM = re.compile(r"^(\d+)\. ", re.MULTILINE)
+
+
+class SamplingFake(LLM):
+    """Splits the numbered memories into two personas at a point chosen by the request's seed
+    (``vary=False``: the same split for every seed, so all samples are identical)."""
+
+    backend_name = "fake-sampler"
+
+    def __init__(self, vary: bool = True) -> None:
+        super().__init__()
+        self.vary = vary
+
+    @property
+    def model_id(self) -> str:
+        return f"fake-sampler-{self.vary}"
+
+    def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
+        out = []
+        for req in requests:
+            block = req.messages[1]["content"].split("<memories>")[1].split("</memories>")[0]
+            n = len(_NUM.findall(block))
+            cut = 1 + (req.seed % max(1, n - 1) if self.vary else 0)
+            a, b = list(range(1, cut + 1)), list(range(cut + 1, n + 1))
+            personas = [{"label": f"Part one {cut}", "description": "The first memories of this user.", "evidence": a}]
+            if b:
+                personas.append({"label": f"Part two {cut}", "description": "The later memories.", "evidence": b})
+            out.append(ChatResult(texts=[json.dumps({"personas": personas})], prompt_tokens=50, completion_tokens=20))
+            self.model_calls += 1
+        return out
+
+
+def test_roles_are_disjoint_seeded_and_order_free() -> None:
+    users = [f"u{i}" for i in range(20)]
+    roles = assign_roles(users, val_users=3, test_users=5, seed=1)
+    assert sorted(roles) == sorted(users)
+    assert [sum(r == k for r in roles.values()) for k in ("train", "val", "test")] == [12, 3, 5]
+    assert assign_roles(list(reversed(users)), val_users=3, test_users=5, seed=1) == roles
+    assert assign_roles(users, val_users=3, test_users=5, seed=2) != roles
+    with pytest.raises(ValueError, match="none for training"):
+        assign_roles(users[:8], val_users=3, test_users=5, seed=1)
+
+
+def test_build_groups_ranks_candidates(train_ws: tuple[Path, list[str]], embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path, users = train_ws
+    config = GroupConfig(group_size=4, temperature=0.7, memory_set="extractive", max_memories=12, val_users=1,
+                         test_users=2, tie_margin=0.0)
+    llm = SamplingFake()
+    with Workspace(path) as ws:
+        meta = build_groups(ws, users, config, llm=llm, embedder=embedder, progress=False)
+        roles = load_roles(ws)
+        memories = {u: load_memory_items(ws, u, "extractive") for u in users}
+    assert sorted(roles) == sorted(users) and list(roles.values()).count("test") == 2
+    groups = [json.loads(line) for line in (path / "train" / "groups.jsonl").read_text().splitlines()]
+    assert meta["counts"]["groups"] == len(groups) >= 2
+    assert meta["fingerprint"] == hashlib.sha256((path / "train" / "groups.jsonl").read_bytes()).hexdigest()
+    for g in groups:
+        assert roles[g["user_id"]] in ("train", "val")  # test users never get groups
+        prepared = prepare(memories[g["user_id"]], config.persona_config(), embedder)
+        assert g["messages"] == prepared.messages()
+        cands = g["candidates"]
+        assert len(cands) >= 2 and len({c["completion"] for c in cands}) == len(cands)
+        by_rank = sorted(cands, key=lambda c: c["rank"])
+        assert [c["rank"] for c in by_rank] == list(range(1, len(cands) + 1))
+        assert all(a["score"] >= b["score"] for a, b in zip(by_rank, by_rank[1:], strict=False))
+        for c in cands:
+            for p in json.loads(c["completion"])["personas"]:
+                assert p["evidence"] and all(1 <= e <= g["n_shown"] for e in p["evidence"])
+    # rebuilding from the stored candidates needs no model call and gives the same file
+    calls = llm.model_calls
+    with Workspace(path) as ws:
+        again = build_groups(ws, users, config, llm=llm, embedder=embedder, sample=False, progress=False)
+    assert llm.model_calls == calls and again["fingerprint"] == meta["fingerprint"]
+
+
+def test_identical_samples_make_no_group(train_ws: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
+    path, users = train_ws
+    config = GroupConfig(group_size=3, temperature=0.7, memory_set="extractive", max_memories=12, val_users=1,
+                         test_users=2)
+    with Workspace(path) as ws:
+        meta = build_groups(ws, users, config, llm=SamplingFake(vary=False), embedder=embedder, progress=False)
+    assert meta["counts"]["groups"] == 0
+    assert meta["counts"]["dropped_too_small"] == 6 - 2  # every train and val user: one distinct candidate
