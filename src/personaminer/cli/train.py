@@ -155,15 +155,15 @@ def compare_cmd(
         users = sorted(u for u, r in load_roles(ws).items() if r == role)
         if not users:
             raise InputError(f"no {role} users in {workspace}: run `personaminer train build-groups` first")
-        systems = {"base": _llm(model)}
-        systems.update({name: _llm(model, Path(path)) for name, path in pairs.items()})
+        systems = {"base": (_llm(model), None)}
+        systems.update({name: (_llm(model, Path(path)), str(path)) for name, path in pairs.items()})
         judge_llm = _llm(judge_model) if judge == "llm" else None
         try:
             report = compare_systems(ws, users, systems, PersonaConfig(builder="model", memory_set=memory_set,
                                                                         max_memories=max_memories, max_tokens=512),
                                      QualityConfig(judge=judge), embedder=MiniLMEmbedder(), judge=judge_llm)  # type: ignore[arg-type]
         finally:
-            for m in [*systems.values(), judge_llm]:
+            for m in [*(llm for llm, _ in systems.values()), judge_llm]:
                 if m is not None:
                     m.close()
         ws.write_report("train-compare", report)

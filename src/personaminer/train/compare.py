@@ -8,6 +8,7 @@ paired difference to the base on the users every system covers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -38,17 +39,21 @@ def _num(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
 
-def compare_systems(ws: Workspace, users: Sequence[str], systems: dict[str, LLM], persona_config: PersonaConfig,
+def compare_systems(ws: Workspace, users: Sequence[str], systems: dict[str, tuple[LLM, str | None]],
+                    persona_config: PersonaConfig,
                     quality: QualityConfig, *, embedder: Embedder, judge: LLM | None,
                     progress: bool = True) -> dict[str, Any]:
-    """Build, score and compare. ``systems`` maps a name to an LLM (the first is the baseline)."""
+    """Build, score and compare. ``systems`` maps a name to (LLM, adapter path or None); the
+    first is the baseline. The adapter path is recorded in each set's config, as
+    ``personaminer personas --adapter`` does, so the sets are the same either way."""
     if persona_config.builder != "model":
         raise ValueError("compare runs the persona model (builder 'model')")
     set_ids: dict[str, dict[str, str]] = {}
     builds = {}
-    for name, llm in systems.items():  # the model id names the adapter, so each system has its own set ids
-        builds[name] = run_personas(ws, users, persona_config, embedder=embedder, llm=llm, progress=progress)
-        set_ids[name] = {u: new_set("model", u, persona_config, 0, llm.model_id, None).set_id for u in users}
+    for name, (llm, adapter) in systems.items():
+        cfg = dataclasses.replace(persona_config, adapter=adapter)
+        builds[name] = run_personas(ws, users, cfg, embedder=embedder, llm=llm, progress=progress)
+        set_ids[name] = {u: new_set("model", u, cfg, 0, llm.model_id, None).set_id for u in users}
     run_scores(ws, quality, embedder=embedder, llm=judge, where={"builder": "model"}, progress=progress)
     key = quality.key()
     values: dict[str, dict[str, dict[str, Any]]] = {}
@@ -64,7 +69,7 @@ def compare_systems(ws: Workspace, users: Sequence[str], systems: dict[str, LLM]
     for name in names:
         v = values[name]
         report["systems"][name] = {
-            "model": systems[name].model_id, "sets_scored": len(v),
+            "model": systems[name][0].model_id, "adapter": systems[name][1], "sets_scored": len(v),
             "failed_sets": builds[name]["failed_sets"], "llm_model_calls": builds[name]["llm_model_calls"],
             "completion_tokens": builds[name]["completion_tokens"],
             **{t: mean_se([v[u].get(t) for u in v]) for t in TERMS}}

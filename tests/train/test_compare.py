@@ -1,0 +1,42 @@
+"""``train compare`` on real AOL memories with two fake persona models."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from personaminer import Workspace
+from personaminer.personas.base import PersonaConfig
+from personaminer.quality.scorer import QualityConfig
+from personaminer.train.compare import compare_systems, mean_se
+
+from .test_groups import SamplingFake
+
+
+def test_mean_se() -> None:
+    assert mean_se([1.0, 2.0, 3.0, float("nan"), None]) == {"mean": 2.0, "se": pytest.approx(1 / math.sqrt(3)),
+                                                             "n": 3}
+    assert mean_se([]) == {"mean": None, "se": None, "n": 0}
+
+
+def test_compare_two_models(train_ws: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
+    path, users = train_ws
+    test_users = users[:3]
+    systems = {"base": (SamplingFake(vary=False), None), "other": (SamplingFake(vary=True), "runs/x/adapter.gguf")}
+    with Workspace(path) as ws:
+        report = compare_systems(ws, test_users, systems, PersonaConfig(builder="model", memory_set="extractive",
+                                                                        max_memories=12),
+                                 QualityConfig(judge="embedding"), embedder=embedder, judge=None, progress=False)
+        configs = [r[0] for r in ws.con.execute(
+            "SELECT DISTINCT config FROM persona_sets WHERE builder = 'model'").fetchall()]
+    assert report["users"] == report["users_scored_by_all"] == 3
+    assert set(report["systems"]) == {"base", "other"}
+    assert report["systems"]["other"]["adapter"] == "runs/x/adapter.gguf"
+    assert any("runs/x/adapter.gguf" in c for c in configs)  # the adapter path is recorded with the sets
+    for name in ("base", "other"):
+        assert report["systems"][name]["final"]["n"] == 3
+    paired = report["paired_vs_base"]["other"]["final"]
+    expected = report["systems"]["other"]["final"]["mean"] - report["systems"]["base"]["final"]["mean"]
+    assert paired["n"] == 3 and paired["mean"] == pytest.approx(expected)
