@@ -61,3 +61,30 @@ def embedder():  # type: ignore[no-untyped-def]
         return MiniLMEmbedder()
     except Exception as exc:  # ModelNotAvailable
         pytest.skip(f"embedder not installed: {exc}")
+
+
+@pytest.fixture(scope="session")
+def aol_memory_workspace(aol_tar: Path, embedder, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A factory of workspaces of real AOL users with real extractive memories (no LLM needed).
+
+    ``make(n_users, seed, max_days)`` ingests the archive once per distinct argument set and
+    returns ``(path, users)``; tests copy the path before writing to it.
+    """
+    from personaminer import Workspace, ingest
+    from personaminer.memories import MemoryConfig, run_memories
+
+    built: dict[tuple[int, int, int], tuple[Path, list[str]]] = {}
+
+    def make(n_users: int, seed: int, max_days: int) -> tuple[Path, list[str]]:
+        key = (n_users, seed, max_days)
+        if key not in built:
+            path = tmp_path_factory.mktemp("aol_memories") / "ws"
+            ingest(aol_tar, path, progress=False)
+            with Workspace(path) as ws:
+                users = ws.users(sample=n_users, seed=seed, min_actions=100)
+                run_memories(ws, users, MemoryConfig(mode="extractive", max_days=max_days), embedder=embedder,
+                             progress=False)
+            built[key] = (path, users)
+        return built[key]
+
+    return make

@@ -4,20 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from personaminer import Workspace, ingest
-
 
 @pytest.fixture(scope="session")
-def aol_memory_ws(aol_tar: Path, embedder, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:  # type: ignore[no-untyped-def]
+def aol_memory_ws(aol_memory_workspace) -> tuple[Path, list[str]]:  # type: ignore[no-untyped-def]
     """Six real AOL users with real extractive memories (no LLM needed), built once."""
-    from personaminer.memories import MemoryConfig, run_memories
-
-    path = tmp_path_factory.mktemp("train_ws") / "ws"
-    ingest(aol_tar, path, progress=False)
-    with Workspace(path) as ws:
-        users = ws.users(sample=6, seed=3, min_actions=100)
-        run_memories(ws, users, MemoryConfig(mode="extractive", max_days=8), embedder=embedder, progress=False)
-    return path, users
+    return aol_memory_workspace(6, 3, 8)
 
 
 @pytest.fixture
