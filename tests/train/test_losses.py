@@ -106,6 +106,7 @@ def test_listwise_loss_is_lower_when_rewards_follow_the_ranking() -> None:
 def test_group_stats() -> None:
     stats = group_stats(t(POLICY), t(POLICY), t(SCORES), torch.ones(1, 3, dtype=torch.bool), BETA)
     assert stats["reward_margin"] == 0.0 and stats["drift"] == 0.0
+    assert stats["top1_acc"] == 0.0  # all rewards tie: the best candidate is not ranked first
     stats = group_stats(t([[-10.0, -9.0, -11.0]]), t(REF), t(SCORES), torch.ones(1, 3, dtype=torch.bool), BETA)
     # rewards [0.25, 1.0, 0.0]: the best-scored candidate 1 has the top reward
     assert stats["top1_acc"] == 1.0

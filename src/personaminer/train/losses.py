@@ -130,7 +130,8 @@ def group_stats(policy_logps: torch.Tensor, ref_logps: torch.Tensor, scores: tor
     """What the trainer logs per step.
 
     - ``reward_margin``: reward of the best candidate minus the mean reward of the others;
-    - ``top1_acc``: share of groups whose best candidate also has the highest policy reward;
+    - ``top1_acc``: share of groups whose best candidate has a strictly higher policy reward
+      than every other candidate (ties count as misses, so it is 0 before training);
     - ``drift``: mean of ``log pi - log pi_ref`` per completion token (a KL-like drift; 0 at
       the start, grows as the policy leaves the reference).
     """
@@ -139,12 +140,13 @@ def group_stats(policy_logps: torch.Tensor, ref_logps: torch.Tensor, scores: tor
     best = order[:, 0]
     rm = torch.where(mask, r, torch.full_like(r, NEG))
     r_best = r.gather(1, best[:, None])[:, 0]
+    others_mask = mask & (torch.arange(r.shape[1], device=r.device)[None, :] != best[:, None])
     n_other = (mask.sum(1) - 1).clamp(min=1)
     others = ((r * mask).sum(1) - r_best) / n_other
     delta = (policy_logps - ref_logps) * mask
     tokens = n_tokens.float().clamp(min=1) if n_tokens is not None else torch.ones_like(delta)
     return {
         "reward_margin": float((r_best - others).mean()),
-        "top1_acc": float((rm.argmax(1) == best).float().mean()),
+        "top1_acc": float((torch.where(others_mask, rm, torch.full_like(rm, NEG)).max(1).values < r_best).float().mean()),
         "drift": float((delta / tokens).sum() / mask.sum()),
     }
