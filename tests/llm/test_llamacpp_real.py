@@ -42,6 +42,18 @@ def test_model_id_usage_and_seeded_samples(small_llm: LlamaCppLLM) -> None:
     assert a.texts == b.texts, "same seeds must give the same samples"
 
 
+def test_samples_do_not_depend_on_earlier_calls(small_llm: LlamaCppLLM) -> None:
+    """Samples of one prompt share its KV cache, yet equal the samples after unrelated calls."""
+    p = ChatRequest(messages=[{"role": "user", "content": "Name a fruit."}], temperature=1.0, n=3, seed=11,
+                    max_tokens=8)
+    q = ChatRequest(messages=[{"role": "user", "content": "Name a colour."}], temperature=1.0, n=2, seed=3,
+                    max_tokens=8)
+    [a] = small_llm.generate([p])
+    small_llm.generate([q, ChatRequest(messages=q.messages, max_tokens=4)])
+    [b] = small_llm.generate([p])
+    assert a.texts == b.texts
+
+
 def test_context_overflow_is_an_error_result_not_an_exception(small_llm: LlamaCppLLM) -> None:
     huge = ChatRequest(messages=[{"role": "user", "content": "word " * 5000}], max_tokens=4)
     [res] = small_llm.generate([huge])

@@ -137,6 +137,7 @@ def compare_cmd(
                        ] = [],  # noqa: B006
     model: ModelOpt = "smollm2-135m-instruct",
     role: Annotated[str, typer.Option("--role", help="Which users: test or val (from build-groups).")] = "test",
+    max_users: Annotated[int | None, typer.Option("--users", help="Only the first N of them (by user id).")] = None,
     memory_set: Annotated[str, typer.Option("--memories")] = "extractive",
     max_memories: Annotated[int, typer.Option("--max-memories")] = 24,
     judge: Annotated[str, typer.Option("--judge", help="embedding or llm.")] = "embedding",
@@ -152,7 +153,7 @@ def compare_cmd(
 
     pairs = _parse_pairs(adapter, "--adapter")
     with Workspace(workspace) as ws:
-        users = sorted(u for u, r in load_roles(ws).items() if r == role)
+        users = sorted(u for u, r in load_roles(ws).items() if r == role)[:max_users]
         if not users:
             raise InputError(f"no {role} users in {workspace}: run `personaminer train build-groups` first")
         systems = {"base": (_llm(model), None)}

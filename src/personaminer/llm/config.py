@@ -20,7 +20,6 @@ A config file (TOML or JSON) mirrors :class:`LLMConfig`::
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -30,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from personaminer.llm.base import LLM
 from personaminer.llm.cache import CachedLLM, LLMCache, cache_disabled_by_env
 from personaminer.llm.catalog import DEFAULT_MODEL, cache_dir
+from personaminer.llm.llamacpp import default_threads
 
 
 class LlamaCppConfig(BaseModel):
@@ -39,7 +39,7 @@ class LlamaCppConfig(BaseModel):
 
     model: str = Field(DEFAULT_MODEL, description="catalog model name or path to a GGUF file")
     n_ctx: int = Field(4096, ge=256, description="context window in tokens")
-    n_threads: int = Field(default_factory=lambda: int(os.environ.get("PERSONAMINER_LLAMA_THREADS", "2")), ge=1,
+    n_threads: int = Field(default_factory=default_threads, ge=1,
                            description="CPU threads (default: $PERSONAMINER_LLAMA_THREADS or 2). On a busy machine "
                            "1 thread per process is far faster: llama.cpp's threads wait on each other")
     n_batch: int = Field(512, ge=1, description="prompt-processing batch size")

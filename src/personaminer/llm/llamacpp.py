@@ -43,6 +43,12 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install llama-cpp-python==0.3.36 (or `make install-llm`)"
 
 
+def default_threads() -> int:
+    """``$PERSONAMINER_LLAMA_THREADS`` or 2. On a machine busy with other work, 1 thread per
+    llama.cpp process is much faster: its threads wait for each other at every step."""
+    return int(os.environ.get("PERSONAMINER_LLAMA_THREADS", "2"))
+
+
 def import_llama_cpp() -> Any:
     """Import ``llama_cpp`` or raise :class:`ModelNotAvailable` naming the install command."""
     try:
@@ -58,7 +64,7 @@ class LlamaCppLLM(LLM):
     Args:
         model: a catalog name or a path to any GGUF file.
         n_ctx: context window in tokens.
-        n_threads: CPU threads.
+        n_threads: CPU threads (default: :func:`default_threads`).
         n_batch: prompt-processing batch size.
         adapter: optional LoRA adapter GGUF (passed as ``lora_path``).
         seed: the seed the instances are created with (requests carry their own seed).
@@ -72,7 +78,7 @@ class LlamaCppLLM(LLM):
         model: str | os.PathLike[str] = "qwen2.5-coder-1.5b-instruct",
         *,
         n_ctx: int = 4096,
-        n_threads: int = 2,
+        n_threads: int | None = None,
         n_batch: int = 512,
         adapter: str | os.PathLike[str] | None = None,
         seed: int = 0,
@@ -86,13 +92,13 @@ class LlamaCppLLM(LLM):
         if self.adapter is not None and not self.adapter.is_file():
             raise ModelNotAvailable(f"LoRA adapter file not found: {self.adapter}")
         self.n_ctx = n_ctx
-        self.n_threads = n_threads
+        self.n_threads = n_threads or default_threads()
         self.n_batch = n_batch
         self.seed = seed
         self.verbose = verbose
         self._plain: Llama | None = None
         self._with_logits: Llama | None = None
-        self._last_sampled: list[dict[str, str]] | None = None  #: messages of the last sampled call
+        self._sampled: tuple[list[dict[str, str]], Any] | None = None  #: (messages, saved state) of the last sample
         self._model_id: str | None = None
         self._lock = threading.Lock()
 
@@ -135,6 +141,20 @@ class LlamaCppLLM(LLM):
         with self._lock:
             return [self._one(r) for r in requests]
 
+    def _prompt_state(self, llm: Llama, messages: list[dict[str, str]]) -> None:
+        """Put ``llm`` in the same state before every sample of one prompt.
+
+        Samples of one prompt share its KV cache, so G candidates cost one prompt pass; a sample
+        must still not depend on what ran before it (KV-cache cell layout changes the float
+        rounding). So the prompt is evaluated once from a reset state (a 1-token warm-up call),
+        that state is saved, and it is restored before each sample, the first one included.
+        """
+        if self._sampled is None or self._sampled[0] != messages:
+            llm.reset()
+            llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
+            self._sampled = (messages, llm.save_state())
+        llm.load_state(self._sampled[1])
+
     def _one(self, req: ChatRequest) -> ChatResult:
         try:
             llm = self._instance(logprobs=req.top_logprobs > 0)
@@ -158,11 +178,10 @@ class LlamaCppLLM(LLM):
                 if req.top_logprobs > 0:
                     kwargs["logprobs"] = True
                     kwargs["top_logprobs"] = req.top_logprobs
-                if req.temperature > 0 and messages != self._last_sampled:
-                    # A sampled answer must not depend on an unrelated earlier call's KV cache; samples
-                    # of one prompt in a row share its prefix (G candidates cost one prompt pass).
-                    llm.reset()
-                self._last_sampled = messages if req.temperature > 0 else None
+                if req.temperature > 0:
+                    self._prompt_state(llm, messages)
+                else:
+                    self._sampled = None
                 resp = llm.create_chat_completion(**kwargs)
                 choice = resp["choices"][0]
                 texts.append(choice["message"].get("content") or "")
