@@ -88,3 +88,16 @@ def aol_memory_workspace(aol_tar: Path, embedder, tmp_path_factory: pytest.TempP
         return built[key]
 
     return make
+
+
+@pytest.fixture
+def aol_memory_copy(aol_memory_workspace, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """``make(n_users, seed, max_days)``: a private copy of that AOL memory workspace, for tests that write."""
+    import shutil
+
+    def make(n_users: int, seed: int, max_days: int) -> tuple[Path, list[str]]:
+        path, users = aol_memory_workspace(n_users, seed, max_days)
+        shutil.copytree(path, tmp_path / "ws")
+        return tmp_path / "ws", users
+
+    return make
