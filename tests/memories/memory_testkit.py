@@ -25,9 +25,10 @@ class FakeSegmenter(LLM):
     backend_name = "fake-segmenter"
 
     def __init__(self, size: int = 2, *, invalid_first: int = 0, always_invalid: bool = False,
-                 log_path: Path | None = None, delay: float = 0.0) -> None:
+                 always_overrun: bool = False, log_path: Path | None = None, delay: float = 0.0) -> None:
         super().__init__()
         self.size, self.invalid_first, self.always_invalid = size, invalid_first, always_invalid
+        self.always_overrun = always_overrun
         self.log_path, self.delay = log_path, delay
         self.seen: list[ChatRequest] = []
 
@@ -39,7 +40,14 @@ class FakeSegmenter(LLM):
         prompt = req.messages[1]["content"]
         n = len(_STEP.findall(prompt.split("<log>")[1].split("</log>")[0]))
         retried = len(req.messages) > 2
-        if self.always_invalid or (self.model_calls < self.invalid_first and not retried):
+        if self.always_invalid:  # nothing salvageable: every number is invented
+            return json.dumps({"segments": [{"start": n + 1, "end": n + 5, "summary": "invented", "topics": []}]})
+        if self.always_overrun:  # a sound first segment, then numbers beyond the window, then a cut-off tail
+            return json.dumps({"segments": [
+                {"start": 1, "end": 1, "summary": "the first step", "topics": []},
+                {"start": 2, "end": n + 3, "summary": "runs past the end", "topics": []},
+                {"start": n + 4, "end": n + 6, "summary": "invented", "topics": []}]})[:-2] + ', {"start": 2, "su'
+        if self.model_calls < self.invalid_first and not retried:
             return json.dumps({"segments": [{"start": 1, "end": n + 5, "summary": "invented", "topics": []}]})
         segs = [{"start": s, "end": min(s + self.size - 1, n), "summary": f"steps {s} to {min(s + self.size - 1, n)}",
                  "topics": ["test"]} for s in range(1, n + 1, self.size)]

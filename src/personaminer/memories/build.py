@@ -8,7 +8,9 @@ distributed engine can map it over users; :mod:`personaminer.memories.run` is th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -194,7 +196,9 @@ def _segment_with_llm(windows: list[_Window], config: MemoryConfig, llm: LLM, re
                   [_parser(len(w.steps)) for w in windows], config.max_retries, [w.usage for w in windows],
                   hints=[f"The segments must cover steps 1 to {len(w.steps)} exactly once, in order." for w in windows])
     pending = []
-    for w, (value, _) in zip(windows, answers, strict=True):
+    for w, (value, last_text) in zip(windows, answers, strict=True):
+        if value is None and last_text is not None:
+            value = salvage_segmentation(last_text, len(w.steps))
         if value is None:
             pending.append(w)
         else:
@@ -258,6 +262,63 @@ def check_segmentation(answer: Segmentation, n: int) -> tuple[list[tuple[int, in
         repairs.append(f"gap: steps {covered + 1}-{n} got an extractive summary")
         out.append((covered, n, "", [], "gap"))
     return out, repairs
+
+
+_SEGMENT_START = re.compile(r'\{\s*"start"')
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_MAX_SUMMARY = Segment.model_fields["summary"].metadata[-1].max_length
+
+
+def _short_summary(text: str) -> str:
+    """At most two sentences and the schema's length limit, cut at a word boundary."""
+    text = " ".join(str(text).split())
+    text = " ".join(_SENTENCE_END.split(text)[:2])
+    if len(text) > _MAX_SUMMARY:
+        text = text[: _MAX_SUMMARY - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+    return text
+
+
+def salvage_segmentation(text: str, n: int) -> tuple[list[tuple[int, int, str, list[str], str]], list[str]] | None:
+    """Last resort after the retries: keep what is sound in the model's final answer.
+
+    Deterministic and conservative: every *complete* segment object is read (an answer cut off
+    by the token limit keeps its finished segments); a segment that starts beyond step ``n`` is
+    dropped as invented, an end beyond ``n`` is clipped to ``n``, a reversed segment is
+    dropped, an over-long summary is cut to two sentences. What remains goes through
+    :func:`check_segmentation`, so overlaps are cut and gaps get extractive summaries. Returns
+    ``None`` when no usable segment is left (the window then falls back to extractive).
+    """
+    decoder = json.JSONDecoder()
+    found: list[Segment] = []
+    notes: list[str] = []
+    dropped = clipped = cut = 0
+    for match in _SEGMENT_START.finditer(text):
+        try:
+            obj, _ = decoder.raw_decode(text, match.start())
+            start, end = int(obj["start"]), int(obj["end"])
+            summary = str(obj["summary"])
+            topics = [str(t) for t in obj.get("topics") or []][:3]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if start < 1 or start > n or start > min(end, n) or len(summary.strip()) < 3:
+            dropped += 1
+            continue
+        if end > n:
+            end, clipped = n, clipped + 1
+        short = _short_summary(summary)
+        cut += short != " ".join(summary.split())
+        found.append(Segment(start=start, end=end, summary=short, topics=topics))
+    if not found:
+        return None
+    notes.append(f"salvaged {len(found)} segment(s) from the last answer")
+    if dropped:
+        notes.append(f"{dropped} segment(s) citing steps beyond {n} or garbled were dropped")
+    if clipped:
+        notes.append(f"{clipped} segment end(s) clipped to step {n}")
+    if cut:
+        notes.append(f"{cut} over-long summary(ies) cut to two sentences")
+    spans_, repairs = check_segmentation(Segmentation(segments=found), n)
+    return spans_, notes + repairs
 
 
 def _assemble(user_id: str, todo: list[dt.date], by_day: dict[dt.date, list[Action]], windows: list[_Window],
