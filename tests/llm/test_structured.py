@@ -78,3 +78,21 @@ def test_p_yes_requests_logprobs_and_handles_errors() -> None:
     scores = llm.p_yes([_req("q1"), _req("q2")])
     assert math.isclose(scores[0], 0.75) and math.isnan(scores[1])
     assert all(r.top_logprobs >= 20 and r.max_tokens == 1 and r.json_schema is None for r in llm.seen)
+
+
+def test_ask_retries_can_sample_with_advancing_seeds() -> None:
+    from personaminer.llm.validated import Usage, ask
+
+    def parse(text: str) -> str:
+        if text != GOOD:
+            raise ValueError("not yet")
+        return text
+
+    llm = FakeLLM(lambda r, i: ChatResult(texts=[GOOD if len(r.messages) >= 5 else BAD]))
+    usage = Usage()
+    [(value, _)] = ask(llm, [_req("a").model_copy(update={"seed": 7})], parse, 2, [usage], retry_temperature=0.7)
+    assert value == GOOD and usage.requests == 3
+    assert [(r.temperature, r.seed) for r in llm.seen] == [(0.0, 7), (0.7, 8), (0.7, 9)]
+    greedy = FakeLLM(lambda r, i: ChatResult(texts=[BAD]))
+    ask(greedy, [_req("a")], parse, 1, [Usage()])
+    assert [(r.temperature, r.seed) for r in greedy.seen] == [(0.0, 0), (0.0, 0)]  # default: retries stay greedy

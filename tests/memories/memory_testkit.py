@@ -25,10 +25,10 @@ class FakeSegmenter(LLM):
     backend_name = "fake-segmenter"
 
     def __init__(self, size: int = 2, *, invalid_first: int = 0, always_invalid: bool = False,
-                 always_overrun: bool = False, log_path: Path | None = None, delay: float = 0.0) -> None:
+                 always_cut_off: bool = False, log_path: Path | None = None, delay: float = 0.0) -> None:
         super().__init__()
         self.size, self.invalid_first, self.always_invalid = size, invalid_first, always_invalid
-        self.always_overrun = always_overrun
+        self.always_cut_off = always_cut_off
         self.log_path, self.delay = log_path, delay
         self.seen: list[ChatRequest] = []
 
@@ -42,11 +42,10 @@ class FakeSegmenter(LLM):
         retried = len(req.messages) > 2
         if self.always_invalid:  # nothing salvageable: every number is invented
             return json.dumps({"segments": [{"start": n + 1, "end": n + 5, "summary": "invented", "topics": []}]})
-        if self.always_overrun:  # a sound first segment, then numbers beyond the window, then a cut-off tail
+        if self.always_cut_off:  # a sound segment, an over-long summary, then cut off by the token limit
             return json.dumps({"segments": [
                 {"start": 1, "end": 1, "summary": "the first step", "topics": []},
-                {"start": 2, "end": n + 3, "summary": "runs past the end", "topics": []},
-                {"start": n + 4, "end": n + 6, "summary": "invented", "topics": []}]})[:-2] + ', {"start": 2, "su'
+                {"start": 2, "end": 2, "summary": "Second. " + "long " * 100, "topics": []}]})[:-2] + ', {"start": 3, "su'
         if self.model_calls < self.invalid_first and not retried:
             return json.dumps({"segments": [{"start": 1, "end": n + 5, "summary": "invented", "topics": []}]})
         segs = [{"start": s, "end": min(s + self.size - 1, n), "summary": f"steps {s} to {min(s + self.size - 1, n)}",

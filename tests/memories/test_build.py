@@ -82,31 +82,35 @@ def test_llm_mode_falls_back_and_records_it(aol_workspace: Path, embedder) -> No
     assert llm.model_calls == 3 * windows  # one try + two retries per window
 
 
-def test_llm_mode_salvages_the_sound_part_of_a_last_answer(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_llm_mode_salvages_a_cut_off_last_answer(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     uid, actions = _user(aol_workspace)
-    llm = FakeSegmenter(always_overrun=True)
+    llm = FakeSegmenter(always_cut_off=True)
     results = build_memories(actions, MemoryConfig(max_days=2, max_retries=1), embedder=embedder, llm=llm)
     _check_cover(results, actions)
-    multi = [d for d in results if d.n_actions > 1 and len(d.memories) > 1]
-    assert multi, "the sample user needs a day with more than one step"
+    multi = [d for d in results if len(d.memories) > 2]
+    assert multi, "the sample user needs a day with more than two steps"
     for d in multi:
-        assert d.status == "repaired" and "salvaged 2 segment(s)" in (d.note or "")
-        assert "clipped to step" in (d.note or "") and "were dropped" in (d.note or "")
-        assert [m.summary for m in d.memories][:2] == ["the first step", "runs past the end"]
-        assert all(m.summary_by == "llm" for m in d.memories)
+        assert d.status == "repaired" and "salvaged 2 complete segment(s)" in (d.note or "")
+        assert "cut to two sentences" in (d.note or "") and "gap: steps 3-" in (d.note or "")
+        assert d.memories[0].summary == "the first step" and d.memories[0].summary_by == "llm"
+        assert len(d.memories[1].summary) <= 400 and d.memories[2].summary_by == "extractive"
 
 
-def test_salvage_keeps_complete_segments_only() -> None:
+def test_salvage_keeps_complete_in_range_segments_only() -> None:
     from personaminer.memories.build import salvage_segmentation
 
     cut_off = '{"segments": [{"start": 1, "end": 2, "summary": "Searched shoes. Then more. And more.", "topics": []}, ' \
-              '{"start": 3, "end": 9, "summary": "' + "word " * 120 + '", "topics": []}, {"start": 4, "summ'
+              '{"start": 3, "end": 4, "summary": "' + "word " * 120 + '", "topics": []}, {"start": 5, "summ'
     spans, notes = salvage_segmentation(cut_off, 5)
-    assert [(s, e) for s, e, *_ in spans] == [(0, 2), (2, 5)]
+    assert [(s, e) for s, e, *_ in spans] == [(0, 2), (2, 4), (4, 5)]  # the cut-off tail became a gap
     assert spans[0][2] == "Searched shoes. Then more."  # two sentences at most
     assert len(spans[1][2]) <= 400 and spans[1][2].endswith("…")
-    assert any("clipped" in n for n in notes) and any("cut to two sentences" in n for n in notes)
-    assert salvage_segmentation('{"segments": [{"start": 7, "end": 8, "summary": "invented", "topics": []}]}', 5) is None
+    assert spans[2][4] == "gap" and any("cut to two sentences" in n for n in notes)
+    drifted = '{"segments": [{"start": 1, "end": 2, "summary": "one step", "topics": []}, ' \
+              '{"start": 3, "end": 4, "summary": "the next step", "topics": []}, ' \
+              '{"start": 5, "end": 6, "summary": "the third step", "topics": []}]}'
+    assert salvage_segmentation(drifted, 5) is None  # numbering drifted past n: summaries are off, no salvage
+    assert salvage_segmentation('{"segments": [{"start": 3, "end": 2, "summary": "reversed", "topics": []}]}', 5) is None
     assert salvage_segmentation("not json at all", 5) is None
 
 

@@ -29,12 +29,16 @@ class Usage:
 
 def ask(llm: LLM, requests: list[ChatRequest], parse: Callable[[str], Any] | Sequence[Callable[[str], Any]],
         max_retries: int,
-        usages: list[Usage], hints: list[str] | None = None) -> list[tuple[Any, str | None]]:
+        usages: list[Usage], hints: list[str] | None = None,
+        retry_temperature: float | None = None) -> list[tuple[Any, str | None]]:
     """Send requests; ``parse`` (one for all, or one per request) validates each answer, raising
     ``ValueError`` to ask again.
 
     The error (and the request's ``hints`` entry, if any) is fed back as a user message, up to
-    ``max_retries`` times. Returns ``(value or None, last raw text)`` per request; ``usages``
+    ``max_retries`` times. With ``retry_temperature``, a retry samples at (at least) that
+    temperature with the seed advanced by the attempt number: greedy decoding of a small model
+    often repeats a wrong answer word for word despite the feedback. Retries stay
+    reproducible, and their sampling parameters are part of the cache key. Returns ``(value or None, last raw text)`` per request; ``usages``
     accumulate cost and every error, so nothing fails silently.
     """
     parsers = list(parse) if isinstance(parse, Sequence) else [parse] * len(requests)
@@ -62,10 +66,14 @@ def ask(llm: LLM, requests: list[ChatRequest], parse: Callable[[str], Any] | Seq
                 msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
                 u.notes.append(f"attempt {attempt + 1}: {msg}")
                 out[i] = (None, res.text)
-                current[i] = current[i].model_copy(update={"messages": [
+                update: dict[str, Any] = {"messages": [
                     *current[i].messages, {"role": "assistant", "content": res.text},
                     {"role": "user", "content": f"That answer is invalid: {msg}. {hints[i] + ' ' if hints else ''}"
-                                                "Reply with corrected JSON only."}]})
+                                                "Reply with corrected JSON only."}]}
+                if retry_temperature is not None:
+                    update["temperature"] = max(requests[i].temperature, retry_temperature)
+                    update["seed"] = requests[i].seed + attempt + 1
+                current[i] = current[i].model_copy(update=update)
                 again.append(i)
         pending = again
     return out

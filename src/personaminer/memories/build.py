@@ -47,6 +47,8 @@ class MemoryConfig:
     window_steps: at most this many steps in one LLM request; longer days are cut into
         windows at pre-segment boundaries.
     max_retries: re-asks (with the error fed back) before a window falls back to extractive.
+    retry_temperature: retries sample at this temperature (seed advanced per attempt), since a
+        greedy small model tends to repeat its invalid answer; ``None`` keeps retries greedy.
     redact: strip personal identifiers before prompting; ``None`` means on exactly when the
         backend is a remote server.
     """
@@ -58,6 +60,7 @@ class MemoryConfig:
     min_similarity: float = 0.25
     window_steps: int = 30
     max_retries: int = 2
+    retry_temperature: float | None = 0.7
     max_tokens: int = 1024
     temperature: float = 0.0
     seed: int = 0
@@ -194,7 +197,8 @@ def _segment_with_llm(windows: list[_Window], config: MemoryConfig, llm: LLM, re
             prompt_name=prompt.name, prompt_version=prompt.version)
     answers = ask(llm, [w.request for w in windows],  # type: ignore[misc]
                   [_parser(len(w.steps)) for w in windows], config.max_retries, [w.usage for w in windows],
-                  hints=[f"The segments must cover steps 1 to {len(w.steps)} exactly once, in order." for w in windows])
+                  hints=[f"The segments must cover steps 1 to {len(w.steps)} exactly once, in order." for w in windows],
+                  retry_temperature=config.retry_temperature)
     pending = []
     for w, (value, last_text) in zip(windows, answers, strict=True):
         if value is None and last_text is not None:
@@ -281,17 +285,18 @@ def _short_summary(text: str) -> str:
 def salvage_segmentation(text: str, n: int) -> tuple[list[tuple[int, int, str, list[str], str]], list[str]] | None:
     """Last resort after the retries: keep what is sound in the model's final answer.
 
-    Deterministic and conservative: every *complete* segment object is read (an answer cut off
-    by the token limit keeps its finished segments); a segment that starts beyond step ``n`` is
-    dropped as invented, an end beyond ``n`` is clipped to ``n``, a reversed segment is
-    dropped, an over-long summary is cut to two sentences. What remains goes through
-    :func:`check_segmentation`, so overlaps are cut and gaps get extractive summaries. Returns
-    ``None`` when no usable segment is left (the window then falls back to extractive).
+    Deterministic and conservative. Salvaged: an answer cut off by the token limit keeps its
+    *complete* segment objects, and a summary over the schema's length is cut to two sentences.
+    Not salvaged (returns ``None``, the window falls back to extractive): an answer with any
+    step number outside ``1..n`` or a reversed segment. A number beyond ``n`` means the model's
+    numbering has drifted (a small model copying the ``1-2`` of an example numbers one-step
+    segments ``1-2, 3-4, ...``), so its summaries no longer sit on the right steps; clipping
+    them would store unfaithful memories. What is kept goes through :func:`check_segmentation`,
+    so overlaps are cut and gaps get extractive summaries.
     """
     decoder = json.JSONDecoder()
     found: list[Segment] = []
-    notes: list[str] = []
-    dropped = clipped = cut = 0
+    cut = 0
     for match in _SEGMENT_START.finditer(text):
         try:
             obj, _ = decoder.raw_decode(text, match.start())
@@ -300,21 +305,16 @@ def salvage_segmentation(text: str, n: int) -> tuple[list[tuple[int, int, str, l
             topics = [str(t) for t in obj.get("topics") or []][:3]
         except (ValueError, KeyError, TypeError):
             continue
-        if start < 1 or start > n or start > min(end, n) or len(summary.strip()) < 3:
-            dropped += 1
+        if not 1 <= start <= end <= n:
+            return None
+        if len(summary.strip()) < 3:
             continue
-        if end > n:
-            end, clipped = n, clipped + 1
         short = _short_summary(summary)
         cut += short != " ".join(summary.split())
         found.append(Segment(start=start, end=end, summary=short, topics=topics))
     if not found:
         return None
-    notes.append(f"salvaged {len(found)} segment(s) from the last answer")
-    if dropped:
-        notes.append(f"{dropped} segment(s) citing steps beyond {n} or garbled were dropped")
-    if clipped:
-        notes.append(f"{clipped} segment end(s) clipped to step {n}")
+    notes = [f"salvaged {len(found)} complete segment(s) from the last answer"]
     if cut:
         notes.append(f"{cut} over-long summary(ies) cut to two sentences")
     spans_, repairs = check_segmentation(Segmentation(segments=found), n)
