@@ -359,6 +359,8 @@ def score_cmd(
     judge: Annotated[str, typer.Option("--judge", help="llm (yes/no judge from log-probabilities) or embedding "
                                        "(cheap cosine support, for large runs).")] = "llm",
     strict: Annotated[bool, typer.Option("--strict", help="The judge also sees the evidence's raw actions.")] = False,
+    claims: Annotated[str, typer.Option("--claims", help="sentences (default) or llm (an LLM rewrites each "
+                                        "description as one-fact claims).")] = "sentences",
     weights: Annotated[str | None, typer.Option("--weights", help="cohesion,alignment,truthfulness weights, "
                                                 "e.g. 1,1,2 (default equal).")] = None,
     llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, llm_config_file: LlmConfigOpt = None,
@@ -374,12 +376,12 @@ def score_cmd(
         w = {t: 1 / 3 for t in TERMS}
         if weights:
             w = dict(zip(TERMS, (float(x) for x in weights.split(",")), strict=True))
-        config = QualityConfig(judge=judge, strict=strict, weights=w)  # type: ignore[arg-type]
+        config = QualityConfig(judge=judge, strict=strict, weights=w, claims=claims)  # type: ignore[arg-type]
     except ValueError as exc:
-        raise InputError(f"bad --judge or --weights: {exc}") from exc
+        raise InputError(f"bad --judge, --claims or --weights: {exc}") from exc
     model_obj = None
     with Workspace(workspace) as ws:
-        if judge == "llm":
+        if judge == "llm" or claims == "llm":
             from personaminer.llm import make_llm
 
             model_obj = make_llm(llm_config(llm, model, base_url, llm_config_file, no_cache))
@@ -484,8 +486,8 @@ def demo_cmd(
                  max_personas=3, samples=1, temperature=0.0, seed=0, shared_evidence=False, max_memories=40,
                  adapter=None, llm=llm, model=model, base_url=base_url, llm_config_file=None, no_cache=False,
                  quiet=False)
-    score_cmd(workspace=workspace, where=[], judge="llm", strict=False, weights=None, llm=llm, model=model,
-              base_url=base_url, llm_config_file=None, no_cache=False, quiet=False)
+    score_cmd(workspace=workspace, where=[], judge="llm", strict=False, claims="sentences", weights=None, llm=llm,
+              model=model, base_url=base_url, llm_config_file=None, no_cache=False, quiet=False)
     for uid in chosen[:2]:
         show_cmd(uid, workspace=workspace, builder="model", all_sets=False, max_actions=6)
 

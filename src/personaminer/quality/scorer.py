@@ -15,15 +15,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from personaminer.embed import Embedder
-from personaminer.llm.base import LLM, ChatRequest
+from personaminer.llm.base import LLM, ChatRequest, extract_json_text
+from personaminer.llm.validated import Usage, ask
 from personaminer.prompts import load_prompt
 from personaminer.quality.metrics import REGISTRY, PersonaView, SetContext, split_claims
 from personaminer.store import Workspace
 
 JUDGE_PROMPT = "claim_judge"
+SPLIT_PROMPT = "claim_split"
 TERMS = ("cohesion", "alignment", "truthfulness")
 
 
@@ -40,6 +43,11 @@ class QualityConfig:
         sets are contrasted with (cohesion's b(m)).
     max_evidence: at most this many evidence memories shown to the judge per persona (the
         most similar to the persona's text).
+    claims: how a description becomes atomic claims: ``sentences`` (default, no LLM) or
+        ``llm`` (an LLM rewrites it as one-fact claims, :func:`decompose_claims`; a description
+        whose decomposition stays invalid after the retries falls back to its sentences, counted
+        in ``claim_split_failures``).
+    max_claims: at most this many claims per persona from the ``llm`` decomposition.
     """
 
     judge: Literal["llm", "embedding"] = "llm"
@@ -50,10 +58,14 @@ class QualityConfig:
     seed: int = 0
     max_evidence: int = 12
     max_actions_per_memory: int = 5
+    claims: Literal["sentences", "llm"] = "sentences"
+    max_claims: int = 8
 
     def __post_init__(self) -> None:
         if self.judge not in ("llm", "embedding"):
             raise ValueError(f"judge must be llm or embedding, not {self.judge!r}")
+        if self.claims not in ("sentences", "llm"):
+            raise ValueError(f"claims must be sentences or llm, not {self.claims!r}")
         if set(self.weights) != set(TERMS) or any(w < 0 for w in self.weights.values()) or not sum(
                 self.weights.values()):
             raise ValueError(f"weights must give non-negative weights for {', '.join(TERMS)}, not all zero")
@@ -71,6 +83,48 @@ def final_score(values: dict[str, float], weights: dict[str, float]) -> float:
     return sum(values[t] * w for t, w in used.items()) / sum(used.values())
 
 
+class ClaimList(BaseModel):
+    """The claim decomposition's answer."""
+
+    claims: list[str] = Field(min_length=1)
+
+
+CLAIMS_SCHEMA = {"type": "object", "properties": {"claims": {"type": "array", "items": {"type": "string"},
+                                                             "minItems": 1}}, "required": ["claims"]}
+
+
+def decompose_claims(descriptions: Sequence[str], llm: LLM, *, max_claims: int = 8, max_retries: int = 2
+                     ) -> list[tuple[list[str], bool]]:
+    """Atomic claims of each description, written by the LLM; ``(claims, ok)`` per description.
+
+    The answer is schema-validated: 1 to ``max_claims`` claims, each 4 to 300 characters, and
+    together no more than twice the description's length (a decomposition may restate, not
+    expand). An answer still invalid after the retries gives the description's sentences
+    (:func:`split_claims`) with ``ok=False``, so the caller can report it.
+    """
+    prompt = load_prompt(SPLIT_PROMPT)
+    reqs = [ChatRequest(messages=prompt.messages(description=" ".join(d.split()), max_claims=max_claims),
+                        max_tokens=60 * max_claims, json_schema=CLAIMS_SCHEMA, prompt_name=prompt.name,
+                        prompt_version=prompt.version) for d in descriptions]
+
+    def parser(description: str) -> Any:
+        def parse(text: str) -> list[str]:
+            claims = [" ".join(c.split()) for c in ClaimList.model_validate_json(extract_json_text(text)).claims]
+            claims = [c for c in claims if c]
+            if not 1 <= len(claims) <= max_claims:
+                raise ValueError(f"give 1 to {max_claims} claims, not {len(claims)}")
+            if bad := [c for c in claims if not 4 <= len(c) <= 300]:
+                raise ValueError(f"each claim must be 4 to 300 characters: {bad[0][:60]!r}")
+            if sum(map(len, claims)) > 2 * len(description) + 40:
+                raise ValueError("the claims are much longer than the description: restate it, add nothing")
+            return claims
+        return parse
+
+    answers = ask(llm, reqs, [parser(d) for d in descriptions], max_retries, [Usage() for _ in descriptions])
+    return [(value, True) if value is not None else (split_claims(d), False)
+            for d, (value, _) in zip(descriptions, answers, strict=True)]
+
+
 def judge_requests(personas: Sequence[PersonaView], claims: dict[str, list[str]], evidence_text: dict[str, str],
                    ) -> list[ChatRequest]:
     """One yes/no request per claim; claims of a persona are adjacent so the evidence prefix is reused."""
@@ -85,7 +139,15 @@ def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm
               ) -> tuple[dict[str, float], dict[str, dict[str, float]], list[dict[str, Any]]]:
     """Score one persona set: (set values, per-persona values, per-claim verdicts)."""
     idx = ctx.index()
-    claims = {p.persona_id: split_claims(p.description) for p in ctx.personas}
+    split_failures = 0
+    if config.claims == "llm":
+        if llm is None:
+            raise ValueError("the llm claim decomposition needs an llm")
+        decomposed = decompose_claims([p.description for p in ctx.personas], llm, max_claims=config.max_claims)
+        claims = {p.persona_id: cl for p, (cl, _) in zip(ctx.personas, decomposed, strict=True)}
+        split_failures = sum(not ok for _, ok in decomposed)
+    else:
+        claims = {p.persona_id: split_claims(p.description) for p in ctx.personas}
     evidence: dict[str, list[str]] = {}
     for k, p in enumerate(ctx.personas):
         ids = [e for e in p.evidence if e in idx]
@@ -134,6 +196,8 @@ def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm
     values["final"] = final_score(values, config.weights)
     values["n_personas"] = float(len(ctx.personas))
     values["n_claims"] = float(len(verdicts))
+    if config.claims == "llm":
+        values["claim_split_failures"] = float(split_failures)
     return values, per, verdicts
 
 
@@ -219,6 +283,8 @@ def run_scores(ws: Workspace, config: QualityConfig, *, embedder: Embedder, llm:
         [*where.values(), config.judge, key]).fetchall()]
     data = WorkspaceData(ws, embedder, config)
     judge_model = llm.model_id if (llm is not None and config.judge == "llm") else embedder.model_id
+    if config.claims == "llm" and llm is not None and config.judge != "llm":
+        judge_model += f" (claims by {llm.model_id})"
     t0 = time.perf_counter()
     with ws.run("score", {**asdict(config), "where": where}) as run, Progress(
             TextColumn(f"score [{config.judge} judge]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
