@@ -9,6 +9,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
 
 from personaminer.train.losses import (  # noqa: E402
+    best_nll,
     dpo_loss,
     get_loss,
     group_stats,
@@ -111,6 +112,18 @@ def test_group_stats() -> None:
     # rewards [0.25, 1.0, 0.0]: the best-scored candidate 1 has the top reward
     assert stats["top1_acc"] == 1.0
     assert stats["reward_margin"] == pytest.approx(1.0 - 0.125)
+
+
+def test_best_nll_is_the_best_candidates_per_token_nll() -> None:
+    ntok = torch.tensor([[5, 4, 8], [2, 2, 1]])
+    policy = t([[-10.0, -12.0, -11.0], [-3.0, -1.0, 0.0]])
+    scores = t([[0.2, 0.9, 0.5], [0.7, 0.1, 0.0]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])  # group 2 has two candidates
+    # group 1: best is candidate 1 (12 nats over 4 tokens); group 2: best is candidate 0 (3 over 2)
+    assert float(best_nll(policy, scores, mask, ntok)) == pytest.approx((12 / 4 + 3 / 2) / 2)
+    p = t([[-10.0, -12.0, -11.0]], grad=True)
+    best_nll(p, t(SCORES), torch.ones(1, 3, dtype=torch.bool), torch.tensor([[5, 4, 8]])).backward()
+    assert p.grad is not None and p.grad[0].tolist() == [0.0, pytest.approx(-0.25), 0.0]  # only the best moves
 
 
 def test_unknown_loss() -> None:

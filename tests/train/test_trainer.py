@@ -54,6 +54,16 @@ def test_tiny_model_loss_falls(groups: Path, tmp_path: Path, loss: str) -> None:
     assert (tmp_path / f"run-{loss}" / "adapter" / "adapter_model.safetensors").is_file()
 
 
+def test_sft_weight_adds_the_best_candidates_nll(groups: Path, tmp_path: Path) -> None:
+    t = _trainer(tiny_config(sft_weight=5.0), tmp_path / "run-sft")
+    log = [json.loads(line) for line in (tmp_path / "run-sft" / "log.jsonl").read_text().splitlines()]
+    first = log[0]
+    assert first["loss"] == pytest.approx(first["preference_loss"] + 5.0 * first["best_nll"], rel=1e-4)
+    s = t.summary_
+    assert s["val_after"]["best_nll"] < s["val_before"]["best_nll"] - 0.05  # measured: 10.72 -> 10.58
+    assert s["config"]["sft_weight"] == 5.0
+
+
 def test_resume_continues_from_checkpoint(groups: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     cfg = tiny_config(epochs=1, max_steps=6, checkpoint_every=3)

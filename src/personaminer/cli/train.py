@@ -85,6 +85,8 @@ def fit_cmd(
                      ] = "smollm2-135m-instruct",
     loss: Annotated[str, typer.Option("--loss", help="listwise, softmax, pairwise or pairwise_margin.")] = "listwise",
     beta: Annotated[float, typer.Option("--beta")] = 0.1,
+    sft_weight: Annotated[float, typer.Option("--sft-weight", help="Add this times the per-token NLL of each "
+                                              "group's best candidate (0: pure preference loss).")] = 0.0,
     lr: Annotated[float, typer.Option("--lr")] = 2e-4,
     epochs: Annotated[int, typer.Option("--epochs")] = 1,
     max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after N steps (0: epochs decide).")] = 0,
@@ -102,7 +104,8 @@ def fit_cmd(
         if not g.is_file():
             raise InputError(f"no groups file {g}: run `personaminer train build-groups` first")
     try:
-        config = TrainConfig(model=model, loss=loss, beta=beta, learning_rate=lr, epochs=epochs, max_steps=max_steps,
+        config = TrainConfig(model=model, loss=loss, beta=beta, sft_weight=sft_weight, learning_rate=lr, epochs=epochs,
+                             max_steps=max_steps,
                              groups_per_step=groups_per_step, groups_per_forward=groups_per_forward,
                              max_length=max_length, lora_r=lora_r, lora_alpha=2 * lora_r, seed=seed, device=device)
     except ValueError as exc:

@@ -124,6 +124,22 @@ def get_loss(name: str) -> LossFn:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}") from None
 
 
+def best_nll(policy_logps: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, n_tokens: torch.Tensor
+             ) -> torch.Tensor:
+    """Negative log-likelihood per token of each group's best-scored candidate, averaged over groups.
+
+    Added to a preference loss with weight ``sft_weight`` it anchors the policy to text it
+    should write: preference losses only move *relative* log-probabilities, and a small model
+    can raise the margin by lowering every candidate's likelihood (the drift we measured
+    collapsing SmolLM2 into repetition). This is the NLL term of RPO (Pang et al., 2024,
+    "Iterative Reasoning Preference Optimization", eq. 1), applied to the top of the ranking.
+    """
+    best = _order(scores, mask)[:, 0]
+    lp = policy_logps.gather(1, best[:, None])[:, 0]
+    nt = n_tokens.float().gather(1, best[:, None])[:, 0].clamp(min=1)
+    return (-lp / nt).mean()
+
+
 @torch.no_grad()
 def group_stats(policy_logps: torch.Tensor, ref_logps: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor,
                 beta: float, n_tokens: torch.Tensor | None = None) -> dict[str, float]:

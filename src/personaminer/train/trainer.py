@@ -49,6 +49,8 @@ class TrainConfig:
     max_length: prompt + completion tokens; longer candidates are left out (counted).
     device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``. dtype: ``auto`` (bf16 on
         CUDA, fp32 on CPU), ``float32`` or ``bfloat16``.
+    sft_weight: weight of the per-token NLL of each group's best candidate added to the
+        preference loss (:func:`personaminer.train.losses.best_nll`; 0 = pure preference loss).
     """
 
     model: str = "smollm2-135m-instruct"
@@ -70,14 +72,15 @@ class TrainConfig:
     dtype: str = "auto"
     checkpoint_every: int = 20
     export_gguf: bool = True
+    sft_weight: float = 0.0
 
     def __post_init__(self) -> None:
         from personaminer.train.losses import LOSSES
 
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
-        if self.beta <= 0 or self.groups_per_step < 1 or self.epochs < 1:
-            raise ValueError("need beta > 0, groups_per_step >= 1, epochs >= 1")
+        if self.beta <= 0 or self.groups_per_step < 1 or self.epochs < 1 or self.sft_weight < 0:
+            raise ValueError("need beta > 0, groups_per_step >= 1, epochs >= 1, sft_weight >= 0")
         self.target_modules = tuple(self.target_modules)
 
 
@@ -228,7 +231,7 @@ class GroupwiseDPOTrainer:
         return {(u, s): v for u, s, v in rows}
 
     def _batch_loss(self, batch: list[Encoded], ref: dict[tuple[str, str], float]) -> tuple[Any, dict[str, float]]:
-        from personaminer.train.losses import get_loss, group_stats
+        from personaminer.train.losses import best_nll, get_loss, group_stats
 
         logps, mask, ntok = sequence_logps(self.model, batch, self.tokenizer.pad_token_id, self.device)
         gmax = logps.shape[1]
@@ -236,6 +239,11 @@ class GroupwiseDPOTrainer:
         scores = _pad([g.scores for g in batch], gmax, self.device)
         loss = get_loss(self.config.loss)(logps.float(), ref_t, scores, mask, beta=self.config.beta)
         stats = group_stats(logps.float(), ref_t, scores, mask, self.config.beta, ntok)
+        nll = best_nll(logps.float(), scores, mask, ntok)
+        stats["best_nll"] = float(nll.detach())
+        if self.config.sft_weight:
+            stats["preference_loss"] = float(loss.detach())
+            loss = loss + self.config.sft_weight * nll
         return loss, stats
 
     def evaluate(self, groups: list[Encoded], ref: dict[tuple[str, str], float]) -> dict[str, float]:
