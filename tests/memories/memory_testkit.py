@@ -25,10 +25,11 @@ class FakeSegmenter(LLM):
     backend_name = "fake-segmenter"
 
     def __init__(self, size: int = 2, *, invalid_first: int = 0, always_invalid: bool = False,
-                 always_cut_off: bool = False, log_path: Path | None = None, delay: float = 0.0) -> None:
+                 always_cut_off: bool = False, run_out_over: int | None = None, log_path: Path | None = None,
+                 delay: float = 0.0) -> None:
         super().__init__()
         self.size, self.invalid_first, self.always_invalid = size, invalid_first, always_invalid
-        self.always_cut_off = always_cut_off
+        self.always_cut_off, self.run_out_over = always_cut_off, run_out_over
         self.log_path, self.delay = log_path, delay
         self.seen: list[ChatRequest] = []
 
@@ -63,8 +64,13 @@ class FakeSegmenter(LLM):
                 day = _DAY.search(req.messages[1]["content"])
                 with self.log_path.open("a") as fh:
                     fh.write(f"{day.group(1) if day else '?'}\n")
+            n = len(_STEP.findall(req.messages[1]["content"].split("<log>")[1].split("</log>")[0]))
+            ran_out = self.run_out_over is not None and n > self.run_out_over
+            if ran_out:  # one-step segments for the first run_out_over steps, then the token budget ends
+                text = json.dumps({"segments": [{"start": k, "end": k, "summary": f"step {k} alone", "topics": []}
+                                                for k in range(1, self.run_out_over + 1)]})[:-2] + ', {"start": '
             out.append(ChatResult(texts=[text], prompt_tokens=len(req.messages[1]["content"]) // 4,
-                                  completion_tokens=len(text) // 4))
+                                  completion_tokens=req.max_tokens if ran_out else len(text) // 4))
         return out
 
 

@@ -96,6 +96,22 @@ def test_llm_mode_salvages_a_cut_off_last_answer(aol_workspace: Path, embedder) 
         assert len(d.memories[1].summary) <= 400 and d.memories[2].summary_by == "extractive"
 
 
+def test_an_answer_that_runs_out_of_tokens_is_continued_not_retried(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    uid, actions = _user(aol_workspace)
+    llm = FakeSegmenter(size=2, run_out_over=3)
+    results = build_memories(actions, MemoryConfig(max_days=3, window_steps=30), embedder=embedder, llm=llm)
+    _check_cover(results, actions)
+    long_days = [d for d in results if "continued in a new request" in (d.note or "")]
+    assert long_days, "the sample user needs a day with more than 3 steps"
+    for d in long_days:
+        assert "stopped at max_tokens" in (d.note or "") and d.status == "repaired"
+        assert all(m.summary_by == "llm" for m in d.memories)  # every step got an LLM summary
+        assert [m.summary for m in d.memories][:3] == ["step 1 alone", "step 2 alone", "step 3 alone"]
+    # no request was retried: each window and each continuation is asked exactly once
+    assert not [r for r in llm.seen if len(r.messages) > 2]
+    assert sum(d.llm_requests for d in results) == llm.model_calls
+
+
 def test_salvage_keeps_complete_in_range_segments_only() -> None:
     from personaminer.memories.build import salvage_segmentation
 

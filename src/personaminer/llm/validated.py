@@ -25,12 +25,13 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     notes: list[str] = field(default_factory=list)
+    truncated: bool = False  # the last answer stopped at the request's max_tokens
 
 
 def ask(llm: LLM, requests: list[ChatRequest], parse: Callable[[str], Any] | Sequence[Callable[[str], Any]],
         max_retries: int,
         usages: list[Usage], hints: list[str] | None = None,
-        retry_temperature: float | None = None) -> list[tuple[Any, str | None]]:
+        retry_temperature: float | None = None, retry_truncated: bool = True) -> list[tuple[Any, str | None]]:
     """Send requests; ``parse`` (one for all, or one per request) validates each answer, raising
     ``ValueError`` to ask again.
 
@@ -38,7 +39,10 @@ def ask(llm: LLM, requests: list[ChatRequest], parse: Callable[[str], Any] | Seq
     ``max_retries`` times. With ``retry_temperature``, a retry samples at (at least) that
     temperature with the seed advanced by the attempt number: greedy decoding of a small model
     often repeats a wrong answer word for word despite the feedback. Retries stay
-    reproducible, and their sampling parameters are part of the cache key. Returns ``(value or None, last raw text)`` per request; ``usages``
+    reproducible, and their sampling parameters are part of the cache key. With
+    ``retry_truncated=False`` an invalid answer that stopped at ``max_tokens`` is not retried
+    (asking again with the same budget gets the same cut); its usage is marked ``truncated`` so
+    the caller can salvage it or continue in a new request. Returns ``(value or None, last raw text)`` per request; ``usages``
     accumulate cost and every error, so nothing fails silently.
     """
     parsers = list(parse) if isinstance(parse, Sequence) else [parse] * len(requests)
@@ -60,12 +64,16 @@ def ask(llm: LLM, requests: list[ChatRequest], parse: Callable[[str], Any] | Seq
                 u.notes.append(f"attempt {attempt + 1}: backend error: {res.error}")
                 again.append(i)
                 continue
+            u.truncated = bool(current[i].max_tokens) and res.completion_tokens >= current[i].max_tokens
             try:
                 out[i] = (parsers[i](res.text), res.text)
             except (ValueError, ValidationError) as exc:
                 msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
                 u.notes.append(f"attempt {attempt + 1}: {msg}")
                 out[i] = (None, res.text)
+                if u.truncated and not retry_truncated:
+                    u.notes.append(f"attempt {attempt + 1} stopped at max_tokens ({current[i].max_tokens}): not retried")
+                    continue
                 update: dict[str, Any] = {"messages": [
                     *current[i].messages, {"role": "assistant", "content": res.text},
                     {"role": "user", "content": f"That answer is invalid: {msg}. {hints[i] + ' ' if hints else ''}"

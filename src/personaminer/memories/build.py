@@ -186,7 +186,10 @@ def model_schema(n: int) -> dict[str, Any]:
             "required": ["segments"]}
 
 
-def _segment_with_llm(windows: list[_Window], config: MemoryConfig, llm: LLM, redact: bool) -> None:
+MAX_CONTINUATIONS = 3
+
+
+def _segment_with_llm(windows: list[_Window], config: MemoryConfig, llm: LLM, redact: bool, depth: int = 0) -> None:
     prompt = load_prompt(PROMPT_NAME, config.prompt_version)
     for w in windows:
         schema = model_schema(len(w.steps))
@@ -198,16 +201,30 @@ def _segment_with_llm(windows: list[_Window], config: MemoryConfig, llm: LLM, re
     answers = ask(llm, [w.request for w in windows],  # type: ignore[misc]
                   [_parser(len(w.steps)) for w in windows], config.max_retries, [w.usage for w in windows],
                   hints=[f"The segments must cover steps 1 to {len(w.steps)} exactly once, in order." for w in windows],
-                  retry_temperature=config.retry_temperature)
+                  retry_temperature=config.retry_temperature, retry_truncated=False)
     pending = []
+    tails: list[tuple[_Window, int, _Window]] = []
     for w, (value, last_text) in zip(windows, answers, strict=True):
         if value is None and last_text is not None:
             value = salvage_segmentation(last_text, len(w.steps))
         if value is None:
             pending.append(w)
-        else:
-            w.spans, repairs = value
-            w.usage.notes.extend(repairs)
+            continue
+        w.spans, repairs = value
+        w.usage.notes.extend(repairs)
+        last = w.spans[-1]
+        if w.usage.truncated and depth < MAX_CONTINUATIONS and last[4] == "gap" and last[0] > 0:
+            # the answer ran out of tokens: the steps it never reached go to a new request
+            tails.append((w, last[0], _Window(w.day, w.steps[last[0]:], w.vectors[last[0]:])))
+    if tails:
+        _segment_with_llm([t for _, _, t in tails], config, llm, redact, depth + 1)
+        for w, start, tail in tails:
+            w.spans = w.spans[:-1] + [(s + start, e + start, summ, topics, by) for s, e, summ, topics, by in tail.spans]
+            w.usage.notes.append(f"steps {start + 1}-{len(w.steps)} were continued in a new request")
+            w.usage.notes.extend(f"(continuation) {n}" for n in tail.usage.notes)
+            for k in ("requests", "model_calls", "prompt_tokens", "completion_tokens"):
+                setattr(w.usage, k, getattr(w.usage, k) + getattr(tail.usage, k))
+            w.failed = w.failed or tail.failed
     for w in pending:  # still failing: keep coverage with extractive memories and say so
         w.failed = True
         starts = boundaries(w.steps, w.vectors, gap_minutes=config.gap_minutes, min_similarity=config.min_similarity)
@@ -321,6 +338,21 @@ def salvage_segmentation(text: str, n: int) -> tuple[list[tuple[int, int, str, l
     return spans_, notes + repairs
 
 
+def _split_gaps(w: _Window, config: MemoryConfig) -> list[tuple[int, int, str, list[str], str]]:
+    """The window's spans with every repaired gap cut by the extractive rule (time gap,
+    embedding shift) and summarized extractively: a long gap is not one memory."""
+    out = []
+    for start, end, summary, topics, by in w.spans:
+        if by != "gap":
+            out.append((start, end, summary, topics, by))
+            continue
+        sub = boundaries(w.steps[start:end], w.vectors[start:end], gap_minutes=config.gap_minutes,
+                         min_similarity=config.min_similarity)
+        out.extend((start + s, start + e, extractive_summary(w.steps[start + s:start + e], w.vectors[start + s:start + e]),
+                    [], "extractive") for s, e in spans(sub, end - start))
+    return out
+
+
 def _assemble(user_id: str, todo: list[dt.date], by_day: dict[dt.date, list[Action]], windows: list[_Window],
               config: MemoryConfig, llm: LLM | None, redact: bool) -> list[DayResult]:
     model = llm.model_id if (llm is not None and config.mode == "llm") else None
@@ -335,10 +367,8 @@ def _assemble(user_id: str, todo: list[dt.date], by_day: dict[dt.date, list[Acti
         notes: list[str] = []
         for w in ws:
             notes.extend(w.usage.notes)
-            for start, end, summary, topics, by in w.spans:
+            for start, end, summary, topics, by in _split_gaps(w, config):
                 steps = w.steps[start:end]
-                if by == "gap":
-                    summary, by = extractive_summary(steps, w.vectors[start:end]), "extractive"
                 ids = [aid for s in steps for aid in s.action_ids]
                 memories.append(IntentMemory(
                     memory_id=memory_id(config.memory_set or config.mode, user_id, ids),
