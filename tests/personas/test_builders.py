@@ -40,6 +40,10 @@ def test_validate_draft_rules() -> None:
     assert len(personas) == 1 and personas[0][2] == [1, 2]
     with pytest.raises(ValueError, match="at most 3"):
         validate_draft(_draft([1], [2], [3], [4]), 4, cfg)
+    with pytest.raises(ValueError, match="at least 2 required"):
+        validate_draft(_draft([1, 2, 3]), 3, cfg)
+    personas, _ = validate_draft(_draft([1]), 1, cfg)  # one memory: one persona is all there can be
+    assert len(personas) == 1
 
 
 def test_cluster_choice_and_subset() -> None:

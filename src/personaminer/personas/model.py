@@ -42,13 +42,17 @@ class PersonaSetDraft(BaseModel):
     personas: list[PersonaDraft] = Field(min_length=1)
 
 
-def model_schema(n: int, max_personas: int) -> dict:
-    """JSON schema for the model (no string-length limits: they slow llama.cpp's grammar)."""
+def model_schema(n: int, max_personas: int, min_personas: int = 1) -> dict:
+    """JSON schema for the model (no string-length limits: they slow llama.cpp's grammar).
+
+    ``minItems`` on the personas carries ``min_personas``: left free, the 1.5B default model
+    wrote 1.1 personas per set on 20 real AOL users, whatever the prompt asked."""
     persona = {"type": "object", "properties": {
         "label": {"type": "string"}, "description": {"type": "string"},
         "evidence": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": n}, "minItems": 1}},
         "required": ["label", "description", "evidence"]}
-    return {"type": "object", "properties": {"personas": {"type": "array", "items": persona, "minItems": 1,
+    return {"type": "object", "properties": {"personas": {"type": "array", "items": persona,
+                                                          "minItems": max(1, min(min_personas, max_personas)),
                                                           "maxItems": max_personas}}, "required": ["personas"]}
 
 
@@ -57,8 +61,8 @@ def validate_draft(draft: PersonaSetDraft, n: int, config: PersonaConfig) -> tup
     """Check a drafted set against ``n`` numbered memories; return (personas, repairs).
 
     Raises ``ValueError`` (the model is asked again) for: a number outside ``1..n``, more than
-    ``max_personas`` personas, or, when shared evidence is not allowed, a memory cited by two
-    personas. Repairs: repeated numbers within one persona are removed; duplicates (same label
+    ``max_personas`` or fewer than ``min(min_personas, n)`` personas, or, when shared evidence is
+    not allowed, a memory cited by two personas. Repairs: repeated numbers within one persona are removed; duplicates (same label
     ignoring case, or evidence overlapping by Jaccard >= 0.8) are merged into the first.
     """
     if len(draft.personas) > config.max_personas:
@@ -77,6 +81,9 @@ def validate_draft(draft: PersonaSetDraft, n: int, config: PersonaConfig) -> tup
                                      "support only one persona")
                 owner[e] = k
         personas.append((p.label.strip(), p.description.strip(), evidence))
+    if len(personas) < min(config.min_personas, n):
+        raise ValueError(f"{len(personas)} persona(s), at least {min(config.min_personas, n)} required: give each "
+                         "distinct interest its own persona")
     merged: list[tuple[str, str, list[int]]] = []
     repairs = []
     for label, desc, ev in personas:
@@ -144,7 +151,8 @@ class ModelBuilder:
         prompt = load_prompt(PROMPT)
         prepared = prepare(memories, config, embedder)
         shown, subset, n = prepared.shown, prepared.subset, len(prepared.shown)
-        requests = [request(prompt, model_schema(n, config.max_personas), config, s, **prepared.fields)
+        schema = model_schema(n, config.max_personas, min(config.min_personas, n))
+        requests = [request(prompt, schema, config, s, **prepared.fields)
                     for s in range(config.samples)]
         usages = [Usage() for _ in requests]
 
