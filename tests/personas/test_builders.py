@@ -42,6 +42,11 @@ def test_validate_draft_rules() -> None:
         validate_draft(_draft([1], [2], [3], [4]), 4, cfg)
     with pytest.raises(ValueError, match="at least 2 required"):
         validate_draft(_draft([1, 2, 3]), 3, cfg)
+    personas, repairs = validate_draft(_draft([1, 2, 3], [2], [3, 4]), 4, cfg, resolve_shared=True)
+    assert [p[2] for p in personas] == [[1, 2, 3], [4]]  # shared memories stay with the first persona
+    assert "dropped" in repairs[0] and "[3] already cited" in repairs[1]
+    with pytest.raises(ValueError, match="at least 2 required"):  # the last resort still keeps the minimum
+        validate_draft(_draft([1, 2], [2]), 3, cfg, resolve_shared=True)
     personas, _ = validate_draft(_draft([1]), 1, cfg)  # one memory: one persona is all there can be
     assert len(personas) == 1
 
@@ -92,6 +97,20 @@ def test_invented_memory_number_is_never_stored(ws_copy: tuple[Path, list[str]],
         retried = run_personas(ws, users[1:2], PersonaConfig(memory_set="extractive"), embedder=embedder,
                                llm=FakePersonaLLM(bad_numbers=1), progress=False)
         assert retried["failed_sets"] == 0 and retried["repaired_sets"] == 1
+
+
+def test_shared_evidence_is_retried_then_resolved(ws_copy: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
+    from personaminer.personas.model import ModelBuilder
+
+    path, users = ws_copy
+    with Workspace(path) as ws:
+        mine = load_memory_items(ws, users[0], "extractive")
+    llm = FakePersonaLLM(share=True)  # the second persona also cites memory 1, on every attempt
+    [ps] = ModelBuilder().build(users[0], mine, PersonaConfig(memory_set="extractive"), embedder=embedder, llm=llm)
+    assert llm.model_calls == 3  # one try and two retries with the error fed back
+    assert ps.status == "repaired" and "shared evidence resolved" in (ps.note or "")
+    first, second = (set(p.evidence) for p in ps.personas)
+    assert not first & second and mine[0].memory_id in first
 
 
 def test_foreign_memory_is_caught(ws_copy: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]

@@ -56,36 +56,46 @@ def model_schema(n: int, max_personas: int, min_personas: int = 1) -> dict:
                                                           "maxItems": max_personas}}, "required": ["personas"]}
 
 
-def validate_draft(draft: PersonaSetDraft, n: int, config: PersonaConfig) -> tuple[list[tuple[str, str, list[int]]],
-                                                                                 list[str]]:
+def validate_draft(draft: PersonaSetDraft, n: int, config: PersonaConfig, *, resolve_shared: bool = False
+                   ) -> tuple[list[tuple[str, str, list[int]]], list[str]]:
     """Check a drafted set against ``n`` numbered memories; return (personas, repairs).
 
     Raises ``ValueError`` (the model is asked again) for: a number outside ``1..n``, more than
     ``max_personas`` or fewer than ``min(min_personas, n)`` personas, or, when shared evidence is
     not allowed, a memory cited by two personas. Repairs: repeated numbers within one persona are removed; duplicates (same label
     ignoring case, or evidence overlapping by Jaccard >= 0.8) are merged into the first.
+    ``resolve_shared`` (the last resort after the retries) repairs a memory cited by two
+    personas instead of raising: it stays with the first persona that cites it, and a later
+    persona left without evidence is dropped.
     """
     if len(draft.personas) > config.max_personas:
         raise ValueError(f"{len(draft.personas)} personas, at most {config.max_personas} allowed")
     owner: dict[int, int] = {}
     personas: list[tuple[str, str, list[int]]] = []
+    resolved: list[str] = []
     for k, p in enumerate(draft.personas, start=1):
         bad = [e for e in p.evidence if not 1 <= e <= n]
         if bad:
             raise ValueError(f"persona {k} cites memory {bad[0]}, but the memories are numbered 1 to {n}")
         evidence = sorted(set(p.evidence))
         if not config.allow_shared_evidence:
-            for e in evidence:
-                if e in owner:
-                    raise ValueError(f"memory {e} is cited by personas {owner[e]} and {k}; each memory may "
-                                     "support only one persona")
-                owner[e] = k
+            taken = [e for e in evidence if e in owner]
+            if taken and not resolve_shared:
+                raise ValueError(f"memory {taken[0]} is cited by personas {owner[taken[0]]} and {k}; each memory may "
+                                 "support only one persona")
+            if taken:
+                evidence = [e for e in evidence if e not in owner]
+                resolved.append(f"persona {k}: memories {taken} already cited by an earlier persona were removed"
+                                + ("; the persona, left without evidence, was dropped" if not evidence else ""))
+                if not evidence:
+                    continue
+            owner.update({e: k for e in evidence})
         personas.append((p.label.strip(), p.description.strip(), evidence))
     if len(personas) < min(config.min_personas, n):
         raise ValueError(f"{len(personas)} persona(s), at least {min(config.min_personas, n)} required: give each "
                          "distinct interest its own persona")
     merged: list[tuple[str, str, list[int]]] = []
-    repairs = []
+    repairs = resolved
     for label, desc, ev in personas:
         for j, (l2, d2, ev2) in enumerate(merged):
             jac = len(set(ev) & set(ev2)) / len(set(ev) | set(ev2))
@@ -139,6 +149,17 @@ def render_completion(personas: Sequence[tuple[str, str, Sequence[str]]], shown:
     return json.dumps({"personas": out}, ensure_ascii=False) if out else None
 
 
+def _resolve_shared(raw: str, n: int, config: PersonaConfig) -> tuple[list[tuple[str, str, list[int]]], list[str]] | None:
+    """After the retries: accept an answer whose only fault is evidence shared between personas,
+    repaired by :func:`validate_draft` ``(resolve_shared=True)``; None for any other fault."""
+    try:
+        personas, repairs = validate_draft(PersonaSetDraft.model_validate_json(extract_json_text(raw)), n, config,
+                                           resolve_shared=True)
+    except ValueError:  # pydantic's ValidationError is a ValueError too
+        return None
+    return personas, ["accepted after the retries with shared evidence resolved", *repairs]
+
+
 class ModelBuilder:
     """One LLM call per sample writes the user's whole persona set."""
 
@@ -162,6 +183,8 @@ class ModelBuilder:
         answers = ask(llm, requests, parse, config.max_retries, usages)
         sets = []
         for s, ((value, raw), usage) in enumerate(zip(answers, usages, strict=True)):
+            if value is None and raw is not None and not config.allow_shared_evidence:
+                value = _resolve_shared(raw, n, config)
             ps = new_set(self.name, user_id, config, s, llm.model_id, f"{prompt.name}.v{prompt.version}")
             if value is None:
                 sets.append(finish_set(ps, [], usage, n_memories=len(memories), subset=subset, raw=raw))
