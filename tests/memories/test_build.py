@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,36 @@ def test_an_answer_that_runs_out_of_tokens_is_continued_not_retried(aol_workspac
     # no request was retried: each window and each continuation is asked exactly once
     assert not [r for r in llm.seen if len(r.messages) > 2]
     assert sum(d.llm_requests for d in results) == llm.model_calls
+
+
+def test_a_summary_naming_other_segments_actions_is_replaced(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from personaminer.memories.build import leaked_texts
+    from personaminer.memories.steps import make_steps
+
+    uid, actions = _user(aol_workspace)
+    day = max({a.ts.date() for a in actions}, key=lambda d: sum(a.ts.date() == d for a in actions))
+    steps = make_steps([a for a in actions if a.ts.date() == day])
+    other = next(a.text for st in steps[1:] for a in st.actions
+                 if len(a.text) >= 6 and a.text.casefold() not in {x.text.casefold() for x in steps[0].actions})
+    assert other in leaked_texts(f"The user looked at {other.upper()} too.", steps[:1], steps[1:])
+    assert leaked_texts(f"The user looked at {steps[0].text}.", steps[:1], steps[1:]) == []
+
+    class Leaky(FakeSegmenter):  # every summary also names the window's last step
+        def answer(self, req):  # type: ignore[no-untyped-def]
+            body = json.loads(super().answer(req))
+            last = req.messages[1]["content"].split("</log>")[0].strip().splitlines()[-1]
+            text = last.split('"')[1] if '"' in last else last
+            for seg in body["segments"]:
+                seg["summary"] += f" Also {text}."
+            return json.dumps(body)
+
+    results = build_memories(actions, MemoryConfig(max_days=3), embedder=embedder, llm=Leaky(size=1))
+    _check_cover(results, actions)
+    replaced = [d for d in results if "replaced by an extractive summary" in (d.note or "")]
+    assert replaced and all(d.status == "repaired" for d in replaced)
+    for d in replaced:  # a replaced summary is the extractive one of the memory's own actions
+        assert any(m.summary_by == "extractive" and "Also " not in m.summary[-60:] for m in d.memories)
+        assert all(m.summary_by == "extractive" or m.summary.endswith(".") for m in d.memories)
 
 
 def test_salvage_keeps_complete_in_range_segments_only() -> None:

@@ -338,11 +338,42 @@ def salvage_segmentation(text: str, n: int) -> tuple[list[tuple[int, int, str, l
     return spans_, notes + repairs
 
 
+MIN_LEAK_CHARS = 6
+
+
+def leaked_texts(summary: str, inside: Sequence[Step], outside: Sequence[Step]) -> list[str]:
+    """Action texts of steps *outside* a segment that its summary names verbatim (case-insensitive).
+
+    A text that also occurs inside the segment (or within one of its texts), or is shorter than
+    ``MIN_LEAK_CHARS``, does not count. A summary that names other segments' actions describes more than its evidence:
+    the 1.5B model often wrote the whole Instacart basket into the summary of a one-item segment.
+    """
+    low = summary.casefold()
+    mine = {a.text.strip().casefold() for st in inside for a in st.actions}
+    found = []
+    for st in outside:
+        for a in st.actions:
+            t = a.text.strip().casefold()
+            if len(t) >= MIN_LEAK_CHARS and t in low and not any(t in m for m in mine) and a.text not in found:
+                found.append(a.text)
+    return found
+
+
 def _split_gaps(w: _Window, config: MemoryConfig) -> list[tuple[int, int, str, list[str], str]]:
     """The window's spans with every repaired gap cut by the extractive rule (time gap,
-    embedding shift) and summarized extractively: a long gap is not one memory."""
+    embedding shift) and summarized extractively: a long gap is not one memory. An LLM summary
+    that names actions of other segments (:func:`leaked_texts`) is replaced by the extractive
+    summary of its own steps, and the window's notes say so."""
     out = []
     for start, end, summary, topics, by in w.spans:
+        if by == "llm":
+            leaks = leaked_texts(summary, w.steps[start:end], w.steps[:start] + w.steps[end:])
+            if leaks:
+                w.usage.notes.append(f"summary of steps {start + 1}-{end} named {len(leaks)} action(s) of other "
+                                     f"segments (e.g. {leaks[0][:40]!r}): replaced by an extractive summary")
+                out.append((start, end, extractive_summary(w.steps[start:end], w.vectors[start:end]), [],
+                            "extractive"))
+                continue
         if by != "gap":
             out.append((start, end, summary, topics, by))
             continue
@@ -366,8 +397,9 @@ def _assemble(user_id: str, todo: list[dt.date], by_day: dict[dt.date, list[Acti
         memories: list[IntentMemory] = []
         notes: list[str] = []
         for w in ws:
+            final_spans = _split_gaps(w, config)  # may add notes
             notes.extend(w.usage.notes)
-            for start, end, summary, topics, by in _split_gaps(w, config):
+            for start, end, summary, topics, by in final_spans:
                 steps = w.steps[start:end]
                 ids = [aid for s in steps for aid in s.action_ids]
                 memories.append(IntentMemory(
