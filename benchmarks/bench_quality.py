@@ -39,6 +39,10 @@ def main() -> None:
                     "SELECT set_id FROM persona_sets WHERE builder = ? AND status <> 'failed' ORDER BY set_id LIMIT ?",
                     [args.builder, args.sets]).fetchall()]
                 ws.con.execute("DELETE FROM persona_sets WHERE NOT list_contains(?, set_id)", [keep])
+                for table in ("set_scores", "persona_scores", "claim_verdicts"):  # score from scratch
+                    if ws.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                                      [table]).fetchall()[0][0]:
+                        ws.con.execute(f"DELETE FROM {table}")
                 llm = make_llm() if judge == "llm" else None
                 t0 = time.perf_counter()
                 run_scores(ws, QualityConfig(judge=judge), embedder=embedder, llm=llm, progress=False)
