@@ -189,6 +189,14 @@ def model_schema(n: int) -> dict[str, Any]:
 MAX_CONTINUATIONS = 3
 
 
+def _extractive_spans(steps: list[Step], vectors: np.ndarray, config: MemoryConfig, offset: int = 0
+                      ) -> list[tuple[int, int, str, list[str], str]]:
+    """Extractive segmentation of ``steps`` (time gap, embedding shift), spans shifted by ``offset``."""
+    starts = boundaries(steps, vectors, gap_minutes=config.gap_minutes, min_similarity=config.min_similarity)
+    return [(offset + s, offset + e, extractive_summary(steps[s:e], vectors[s:e]), [], "extractive")
+            for s, e in spans(starts, len(steps))]
+
+
 def _segment_with_llm(windows: list[_Window], config: MemoryConfig, llm: LLM, redact: bool, depth: int = 0) -> None:
     prompt = load_prompt(PROMPT_NAME, config.prompt_version)
     for w in windows:
@@ -227,9 +235,7 @@ def _segment_with_llm(windows: list[_Window], config: MemoryConfig, llm: LLM, re
             w.failed = w.failed or tail.failed
     for w in pending:  # still failing: keep coverage with extractive memories and say so
         w.failed = True
-        starts = boundaries(w.steps, w.vectors, gap_minutes=config.gap_minutes, min_similarity=config.min_similarity)
-        w.spans = [(s, e, extractive_summary(w.steps[s:e], w.vectors[s:e]), [], "extractive")
-                   for s, e in spans(starts, len(w.steps))]
+        w.spans = _extractive_spans(w.steps, w.vectors, config)
         log.warning("LLM segmentation failed for %s after %d attempts; extractive fallback", w.day, w.usage.requests)
 
 
@@ -377,10 +383,7 @@ def _split_gaps(w: _Window, config: MemoryConfig) -> list[tuple[int, int, str, l
         if by != "gap":
             out.append((start, end, summary, topics, by))
             continue
-        sub = boundaries(w.steps[start:end], w.vectors[start:end], gap_minutes=config.gap_minutes,
-                         min_similarity=config.min_similarity)
-        out.extend((start + s, start + e, extractive_summary(w.steps[start + s:start + e], w.vectors[start + s:start + e]),
-                    [], "extractive") for s, e in spans(sub, end - start))
+        out.extend(_extractive_spans(w.steps[start:end], w.vectors[start:end], config, offset=start))
     return out
 
 
