@@ -64,6 +64,33 @@ def test_cluster_choice_and_subset() -> None:
     assert len({int(labels[i]) for i in sub}) == 3  # every group is represented
 
 
+def test_ward_linkage_gives_several_personas_on_real_users(aol_memory_workspace, embedder) -> None:  # type: ignore[no-untyped-def]
+    """Average linkage splits off single outlying memories, so the silhouette rule often chose one
+    big cluster plus a singleton (one persona once the singleton is left unassigned); Ward on
+    unit vectors is the default because it does not (docs/personas.md)."""
+    from collections import Counter
+
+    from personaminer import Workspace
+    from personaminer.personas.run import load_memory_items
+
+    path, users = aol_memory_workspace(20, 7, 10)
+    kept: dict[str, list[int]] = {"ward": [], "average": []}
+    with Workspace(path, read_only=True) as ws:
+        for u in users:
+            items = load_memory_items(ws, u, "extractive")
+            if len(items) < 6:
+                continue
+            vectors = embedder.encode([m.summary for m in items])
+            for linkage, out in kept.items():
+                sizes = Counter(choose_clusters(vectors, 2, 5, linkage).tolist()).values()
+                out.append(sum(size >= 2 for size in sizes))
+    assert len(kept["ward"]) >= 15
+    assert sum(k < 2 for k in kept["ward"]) <= 1, kept
+    assert sum(k < 2 for k in kept["ward"]) < sum(k < 2 for k in kept["average"]), kept
+    assert PersonaConfig(builder="cluster").key() != PersonaConfig(builder="cluster", linkage="average").key()
+    assert PersonaConfig(builder="model").key() == PersonaConfig(builder="model", linkage="average").key()
+
+
 @pytest.mark.parametrize("builder", ["model", "cluster", "single"])
 def test_builders_store_checked_sets(ws_copy: tuple[Path, list[str]], embedder, builder: str) -> None:  # type: ignore[no-untyped-def]
     path, users = ws_copy

@@ -1,9 +1,11 @@
 """Builder ``cluster``: embed the memories, cluster them, and let the LLM label each cluster.
 
-**Choosing the number of personas.** Agglomerative clustering on cosine distance (average
-linkage) for every k in ``[min_personas, max_personas]`` (capped at n - 1); k is the one with
-the highest cosine silhouette score, the smaller k on ties. A user with fewer than four
-memories gets one cluster.
+**Choosing the number of personas.** Agglomerative clustering of the MiniLM embeddings for
+every k in ``[min_personas, max_personas]`` (capped at n - 1); k is the one with the highest
+cosine silhouette score, the smaller k on ties. A user with fewer than four memories gets one
+cluster. The linkage is ``config.linkage``: ``ward`` (default) on L2-normalised vectors, or
+``average`` on cosine distance, which tends to split off one outlying memory at a time (see
+``PersonaConfig``).
 
 **Outliers.** Memories in clusters smaller than ``min_cluster_size`` are left unassigned and
 listed in the set's ``unassigned`` field: never folded into a persona they do not support.
@@ -38,7 +40,7 @@ from personaminer.schema import PersonaSet
 PROMPT = "persona_label"
 
 
-def choose_clusters(vectors: np.ndarray, min_k: int, max_k: int) -> np.ndarray:
+def choose_clusters(vectors: np.ndarray, min_k: int, max_k: int, linkage: str = "ward") -> np.ndarray:
     """Cluster labels by the silhouette rule in the module docstring."""
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.metrics import silhouette_score
@@ -46,9 +48,15 @@ def choose_clusters(vectors: np.ndarray, min_k: int, max_k: int) -> np.ndarray:
     n = len(vectors)
     if n < 4:
         return np.zeros(n, dtype=int)
+    if linkage not in ("ward", "average"):
+        raise ValueError(f"linkage must be 'ward' or 'average', not {linkage!r}")
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     best: tuple[float, np.ndarray] | None = None
     for k in range(max(2, min_k), min(max_k, n - 1) + 1):
-        labels = AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="average").fit_predict(vectors)
+        if linkage == "ward":
+            labels = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(unit)
+        else:
+            labels = AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="average").fit_predict(vectors)
         score = float(silhouette_score(vectors, labels, metric="cosine"))
         if best is None or score > best[0] + 1e-9:
             best = (score, labels)
@@ -66,7 +74,7 @@ class ClusterBuilder:
             raise ValueError("the cluster builder needs an llm to write labels")
         prompt = load_prompt(PROMPT)
         vectors = embedder.encode([m.summary for m in memories])
-        labels = choose_clusters(vectors, config.min_personas, config.max_personas)
+        labels = choose_clusters(vectors, config.min_personas, config.max_personas, config.linkage)
         clusters = [np.flatnonzero(labels == c) for c in sorted(set(labels.tolist()))]
         kept = [c for c in clusters if len(c) >= config.min_cluster_size or len(clusters) == 1]
         outliers = sorted(int(i) for c in clusters if not any(c is k for k in kept) for i in c)
