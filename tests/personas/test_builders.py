@@ -135,6 +135,8 @@ def test_shared_evidence_is_retried_then_resolved(ws_copy: tuple[Path, list[str]
     llm = FakePersonaLLM(share=True)  # the second persona also cites memory 1, on every attempt
     [ps] = ModelBuilder().build(users[0], mine, PersonaConfig(memory_set="extractive"), embedder=embedder, llm=llm)
     assert llm.model_calls == 3  # one try and two retries with the error fed back
+    # retries sample (seeded, seed advanced per attempt): greedy retries repeat the answer
+    assert [(r.temperature, r.seed) for r in llm.seen] == [(0.0, 0), (0.7, 1), (0.7, 2)]
     assert ps.status == "repaired" and "shared evidence resolved" in (ps.note or "")
     first, second = (set(p.evidence) for p in ps.personas)
     assert not first & second and mine[0].memory_id in first
@@ -169,6 +171,12 @@ def test_samples_and_export(ws_copy: tuple[Path, list[str]], embedder, tmp_path:
     assert len(records) == n == 12
     ev = records[0]["evidence"][0]
     assert ev["memory_id"].startswith("m") and ev["action_ids"] and ev["summary"]
+
+
+def test_greedy_retries_keep_the_old_set_ids() -> None:
+    old = PersonaConfig(builder="model", retry_temperature=None)
+    assert old.key() != PersonaConfig(builder="model").key()  # sampled retries are a new set
+    assert PersonaConfig(builder="single", retry_temperature=None).key() == PersonaConfig(builder="single").key()
 
 
 def test_config_rejects_nonsense() -> None:

@@ -248,6 +248,9 @@ def personas_cmd(
     adapter: Annotated[Path | None, typer.Option("--adapter", help="LoRA adapter GGUF for the persona model.")] = None,
     linkage: Annotated[str, typer.Option("--linkage", help="cluster: ward (default) or average "
                                          "(cosine) agglomerative linkage.")] = "ward",
+    retry_temperature: Annotated[float, typer.Option(
+        "--retry-temperature", help="model: retries sample at this temperature (seeded); 0 = greedy "
+        "retries.")] = 0.7,
     llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, llm_config_file: LlmConfigOpt = None,
     no_cache: NoCacheOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -262,6 +265,7 @@ def personas_cmd(
                                max_personas=max_personas, samples=samples, temperature=temperature, seed=seed,
                                allow_shared_evidence=shared_evidence, max_memories=max_memories,
                                linkage=linkage,  # type: ignore[arg-type]
+                               retry_temperature=retry_temperature or None,
                                adapter=str(adapter) if adapter else None)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
@@ -487,7 +491,8 @@ def demo_cmd(
                  llm_config_file=None, no_cache=False, quiet=False)
     personas_cmd(workspace=workspace, builder="model", users=None, user=chosen, memory_set="llm", min_personas=1,
                  max_personas=3, samples=1, temperature=0.0, seed=0, shared_evidence=False, max_memories=40,
-                 adapter=None, linkage="ward", llm=llm, model=model, base_url=base_url, llm_config_file=None, no_cache=False,
+                 adapter=None, linkage="ward", retry_temperature=0.7, llm=llm, model=model, base_url=base_url,
+                 llm_config_file=None, no_cache=False,
                  quiet=False)
     score_cmd(workspace=workspace, where=[], judge="llm", strict=False, claims="sentences", weights=None, llm=llm,
               model=model, base_url=base_url, llm_config_file=None, no_cache=False, quiet=False)

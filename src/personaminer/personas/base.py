@@ -44,6 +44,10 @@ class PersonaConfig:
         rule often picked one giant cluster plus a singleton (one persona after the singleton is
         left unassigned): 7 of 17 AOL users and MerRec user 213 (269 + 1 memories).
     max_retries: re-asks (with the error fed back) before a set is recorded as failed.
+    retry_temperature: ``model``'s retries sample at (at least) this temperature with the seed
+        advanced per attempt (``None``: retries decode like the first attempt). Greedy retries of
+        the 1.5B model repeated the invalid answer word for word: 11 of 20 Instacart users
+        failed that way.
     """
 
     builder: BuilderName = "model"
@@ -59,6 +63,7 @@ class PersonaConfig:
     linkage: Literal["ward", "average"] = "ward"
     max_retries: int = 2
     max_tokens: int = 1024
+    retry_temperature: float | None = 0.7
     adapter: str | None = None
 
     def __post_init__(self) -> None:
@@ -70,6 +75,8 @@ class PersonaConfig:
             raise ValueError("samples must be at least 1")
         if self.samples > 1 and self.temperature == 0 and self.builder != "cluster":
             raise ValueError("several samples at temperature 0 are identical: pass --temperature > 0")
+        if self.retry_temperature is not None and self.retry_temperature < 0:
+            raise ValueError("retry_temperature must be >= 0 (or None for greedy retries)")
         if self.linkage not in ("ward", "average"):
             raise ValueError(f"linkage must be 'ward' or 'average', not {self.linkage!r}")
         if self.max_memories < 2:
@@ -85,6 +92,8 @@ class PersonaConfig:
         d.pop("samples")
         if self.builder != "cluster":
             d.pop("linkage")
+        if self.builder != "model" or self.retry_temperature is None:
+            d.pop("retry_temperature")  # None: the rule before the field existed, same keys
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -180,7 +180,8 @@ class ModelBuilder:
         def parse(text: str) -> tuple[list[tuple[str, str, list[int]]], list[str]]:
             return validate_draft(PersonaSetDraft.model_validate_json(extract_json_text(text)), n, config)
 
-        answers = ask(llm, requests, parse, config.max_retries, usages)
+        answers = ask(llm, requests, parse, config.max_retries, usages,
+                      retry_temperature=config.retry_temperature)
         sets = []
         for s, ((value, raw), usage) in enumerate(zip(answers, usages, strict=True)):
             if value is None and raw is not None and not config.allow_shared_evidence:
