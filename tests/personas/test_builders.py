@@ -176,7 +176,7 @@ def test_samples_and_export(ws_copy: tuple[Path, list[str]], embedder, tmp_path:
 def test_greedy_retries_keep_the_old_set_ids() -> None:
     old = PersonaConfig(builder="model", retry_temperature=None)
     assert old.key() != PersonaConfig(builder="model").key()  # sampled retries are a new set
-    assert PersonaConfig(builder="single", retry_temperature=None).key() == PersonaConfig(builder="single").key()
+    assert PersonaConfig(builder="single", retry_temperature=None).key() != PersonaConfig(builder="single").key()
 
 
 def test_config_rejects_nonsense() -> None:

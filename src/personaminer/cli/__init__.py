@@ -249,7 +249,7 @@ def personas_cmd(
     linkage: Annotated[str, typer.Option("--linkage", help="cluster: ward (default) or average "
                                          "(cosine) agglomerative linkage.")] = "ward",
     retry_temperature: Annotated[float, typer.Option(
-        "--retry-temperature", help="model: retries sample at this temperature (seeded); 0 = greedy "
+        "--retry-temperature", help="Retries sample at this temperature (seeded); 0 = greedy "
         "retries.")] = 0.7,
     llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, llm_config_file: LlmConfigOpt = None,
     no_cache: NoCacheOpt = False,

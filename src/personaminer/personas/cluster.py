@@ -89,7 +89,8 @@ class ClusterBuilder:
                 shown_per.append(members)
                 reqs.append(request(prompt, LABEL_SCHEMA, config, s, n=len(shown), memories=numbered(shown)))
             usages = [Usage() for _ in reqs]
-            answers = ask(llm, reqs, parse_label, config.max_retries, usages)
+            answers = ask(llm, reqs, parse_label, config.max_retries, usages,
+                      retry_temperature=config.retry_temperature)
             total = Usage(notes=[f"{len(unassigned)} outlier memories left unassigned"] if unassigned else [])
             items = []
             for members, (value, _), u in zip(shown_per, answers, usages, strict=True):

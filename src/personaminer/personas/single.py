@@ -41,7 +41,8 @@ class SingleBuilder:
                 for s in range(config.samples)]
         usages = [Usage() for _ in reqs]
         sets = []
-        for s, ((value, raw), u) in enumerate(zip(ask(llm, reqs, parse_label, config.max_retries, usages), usages,
+        for s, ((value, raw), u) in enumerate(zip(ask(llm, reqs, parse_label, config.max_retries, usages,
+                                                          retry_temperature=config.retry_temperature), usages,
                                                   strict=True)):
             ps = new_set(self.name, user_id, config, s, llm.model_id, f"{prompt.name}.v{prompt.version}")
             items = [] if value is None else [(value.label, value.description, [m.memory_id for m in shown])]
