@@ -492,8 +492,7 @@ def demo_cmd(
     personas_cmd(workspace=workspace, builder="model", users=None, user=chosen, memory_set="llm", min_personas=1,
                  max_personas=3, samples=1, temperature=0.0, seed=0, shared_evidence=False, max_memories=40,
                  adapter=None, linkage="ward", retry_temperature=0.7, llm=llm, model=model, base_url=base_url,
-                 llm_config_file=None, no_cache=False,
-                 quiet=False)
+                 llm_config_file=None, no_cache=False, quiet=False)
     score_cmd(workspace=workspace, where=[], judge="llm", strict=False, claims="sentences", weights=None, llm=llm,
               model=model, base_url=base_url, llm_config_file=None, no_cache=False, quiet=False)
     for uid in chosen[:2]:

@@ -50,13 +50,13 @@ def choose_clusters(vectors: np.ndarray, min_k: int, max_k: int, linkage: str = 
         return np.zeros(n, dtype=int)
     if linkage not in ("ward", "average"):
         raise ValueError(f"linkage must be 'ward' or 'average', not {linkage!r}")
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    if linkage == "ward":  # Ward on unit vectors: squared distance 2 - 2 cos
+        points, options = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12), {}
+    else:
+        points, options = vectors, {"metric": "cosine"}
     best: tuple[float, np.ndarray] | None = None
     for k in range(max(2, min_k), min(max_k, n - 1) + 1):
-        if linkage == "ward":
-            labels = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(unit)
-        else:
-            labels = AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="average").fit_predict(vectors)
+        labels = AgglomerativeClustering(n_clusters=k, linkage=linkage, **options).fit_predict(points)
         score = float(silhouette_score(vectors, labels, metric="cosine"))
         if best is None or score > best[0] + 1e-9:
             best = (score, labels)
