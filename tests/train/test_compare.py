@@ -40,3 +40,21 @@ def test_compare_two_models(train_ws: tuple[Path, list[str]], embedder) -> None:
     paired = report["paired_vs_base"]["other"]["final"]
     expected = report["systems"]["other"]["final"]["mean"] - report["systems"]["base"]["final"]["mean"]
     assert paired["n"] == 3 and paired["mean"] == pytest.approx(expected)
+
+
+def test_failed_sets_count_in_the_overall_scores(train_ws: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
+    path, users = train_ws
+    test_users = users[:3]
+    systems = {"base": (SamplingFake(vary=True), None),
+               "broken": (SamplingFake(fail_seeds=frozenset({0})), "runs/broken/adapter.gguf")}
+    with Workspace(path) as ws:
+        report = compare_systems(ws, test_users, systems, PersonaConfig(builder="model", memory_set="extractive",
+                                                                        max_memories=12, max_retries=0),
+                                 QualityConfig(judge="embedding"), embedder=embedder, judge=None, progress=False)
+    base, broken = report["systems"]["base"], report["systems"]["broken"]
+    assert broken["failed_sets"] == 3 and broken["final"]["n"] == 0 and report["users_scored_by_all"] == 0
+    assert broken["valid"]["mean"] == 0.0 and broken["final_all"]["mean"] == 0.0 and broken["final_all"]["n"] == 3
+    assert base["valid"]["mean"] == 1.0 and base["final_all"]["mean"] == pytest.approx(base["final"]["mean"])
+    paired = report["paired_vs_base"]["broken"]
+    assert paired["valid"] == {"mean": -1.0, "se": 0.0, "n": 3}
+    assert paired["final_all"]["mean"] == pytest.approx(-base["final"]["mean"])

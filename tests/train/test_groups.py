@@ -24,19 +24,25 @@ class SamplingFake(LLM):
 
     backend_name = "fake-sampler"
 
-    def __init__(self, vary: bool = True) -> None:
+    def __init__(self, vary: bool = True, fail_seeds: frozenset[int] = frozenset()) -> None:
         super().__init__()
         self.vary = vary
+        self.fail_seeds = fail_seeds  # samples with these seeds answer with placeholders, every time
 
     @property
     def model_id(self) -> str:
-        return f"fake-sampler-{self.vary}"
+        return f"fake-sampler-{self.vary}-{sorted(self.fail_seeds)}"
 
     def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
         out = []
         for req in requests:
             block = req.messages[1]["content"].split("<memories>")[1].split("</memories>")[0]
             n = len(_NUM.findall(block))
+            if req.seed in self.fail_seeds:
+                bad = {"personas": [{"label": "...", "description": "...", "evidence": [1, 2]}]}
+                out.append(ChatResult(texts=[json.dumps(bad)], prompt_tokens=50, completion_tokens=20))
+                self.model_calls += 1
+                continue
             cut = 1 + (req.seed % max(1, n - 1) if self.vary else 0)
             a, b = list(range(1, cut + 1)), list(range(cut + 1, n + 1))
             personas = [{"label": f"Part one {cut}", "description": "The first memories of this user.", "evidence": a}]
@@ -98,3 +104,37 @@ def test_identical_samples_make_no_group(train_ws: tuple[Path, list[str]], embed
         meta = build_groups(ws, users, config, llm=SamplingFake(vary=False), embedder=embedder, progress=False)
     assert meta["counts"]["groups"] == 0
     assert meta["counts"]["dropped_too_small"] == 6 - 2  # every train and val user: one distinct candidate
+
+
+def test_failed_samples_join_as_the_last_ranked_candidates(train_ws: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
+    path, users = train_ws
+    config = GroupConfig(group_size=3, temperature=0.7, memory_set="extractive", max_memories=12, val_users=1,
+                         test_users=2, tie_margin=0.0)
+    bad = json.dumps({"personas": [{"label": "...", "description": "...", "evidence": [1, 2]}]})
+    with Workspace(path) as ws:
+        meta = build_groups(ws, users, config, llm=SamplingFake(fail_seeds=frozenset({1})), embedder=embedder,
+                            progress=False)
+    groups = [json.loads(line) for line in (path / "train" / "groups.jsonl").read_text().splitlines()]
+    assert groups and meta["counts"]["failed_candidates"] == len(groups)
+    for g in groups:
+        failed = [c for c in g["candidates"] if not c["valid"]]
+        assert len(failed) == 1 and failed[0]["completion"] == bad and failed[0]["sample_index"] == 1
+        assert failed[0]["score"] == 0.0 and failed[0]["rank"] == len(g["candidates"])  # below every valid one
+        assert all(c["score"] > 0.0 for c in g["candidates"] if c["valid"])
+    # the same samples without failed candidates: one candidate fewer per group
+    with Workspace(path) as ws:
+        plain = build_groups(ws, users, GroupConfig(**{**config.__dict__, "failed_candidates": False}),
+                             llm=SamplingFake(fail_seeds=frozenset({1})), embedder=embedder, sample=False,
+                             progress=False)
+    assert plain["counts"]["failed_candidates"] == 0
+    assert plain["counts"]["candidates"] == meta["counts"]["candidates"] - meta["counts"]["groups"]
+
+
+def test_a_group_needs_a_valid_candidate(train_ws: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
+    path, users = train_ws
+    config = GroupConfig(group_size=2, temperature=0.7, memory_set="extractive", max_memories=12, val_users=1,
+                         test_users=2, tie_margin=0.0)
+    with Workspace(path) as ws:
+        meta = build_groups(ws, users, config, llm=SamplingFake(fail_seeds=frozenset({0, 1})), embedder=embedder,
+                            progress=False)
+    assert meta["counts"]["groups"] == 0 and meta["counts"]["dropped_all_failed"] == 6 - 2

@@ -96,6 +96,28 @@ def test_padding_is_ignored() -> None:
         assert b.item() == pytest.approx(a.item(), abs=1e-9)
 
 
+def test_listwise_tied_tail_has_no_terms_and_no_order() -> None:
+    # two valid candidates (0.9, 0.6) above two failed samples sharing the failure score 0.0
+    policy, ref = [[-4.0, -6.0, -5.0, -7.0]], [[-5.0, -5.0, -5.0, -5.0]]
+    r = [BETA * (p - q) for p, q in zip(policy[0], ref[0], strict=True)]
+    scores = [[0.0, 0.9, 0.0, 0.6]]
+    ranked = [r[1], r[3], r[0], r[2]]  # the failed pair only enters the denominators
+    expected = -sum(ranked[k] - math.log(sum(math.exp(x) for x in ranked[k:])) for k in range(2))
+    got = plackett_luce_loss(t(policy), t(ref), t(scores), beta=BETA).item()
+    assert got == pytest.approx(expected, abs=1e-10)
+    # swapping the two failed samples changes nothing; a strict order between them would
+    swapped = plackett_luce_loss(t([[-5.0, -6.0, -4.0, -7.0]]), t(ref), t(scores), beta=BETA).item()
+    assert swapped == pytest.approx(got, abs=1e-10)
+    strict = plackett_luce_loss(t(policy), t(ref), t([[0.01, 0.9, 0.0, 0.6]]), beta=BETA).item()
+    assert strict != pytest.approx(got, abs=1e-6)
+    # both failed samples are pushed down, the best valid one up
+    p = t(policy, grad=True)
+    plackett_luce_loss(p, t(ref), t(scores), beta=BETA).backward()
+    assert p.grad[0][1] < 0 and p.grad[0][0] > 0 and p.grad[0][2] > 0
+    # a fully tied group carries no preference: zero loss
+    assert plackett_luce_loss(t(policy), t(ref), t([[0.5] * 4]), beta=BETA).item() == 0.0
+
+
 def test_listwise_loss_is_lower_when_rewards_follow_the_ranking() -> None:
     scores = t([[3.0, 2.0, 1.0, 0.0]])
     ref = t([[0.0, 0.0, 0.0, 0.0]])

@@ -99,3 +99,35 @@ def test_too_long_candidates_are_counted(groups: Path) -> None:
     # the completion ends with the template's end-of-turn token, so the model learns to stop
     g = encode_groups(raw[:1], tok, 10_000)[0][0]
     assert tok.decode(g.completions[0][-1:]) == "<|im_end|>"
+
+
+def test_shared_prompt_forward_matches_whole_sequences(groups: Path, tmp_path: Path) -> None:
+    import torch
+
+    from personaminer.train.trainer import sequence_logps
+
+    t = GroupwiseDPOTrainer(tiny_config(), tmp_path / "run")
+    try:
+        t._setup()
+    except ModelNotAvailable as e:
+        pytest.skip(str(e))
+    with torch.no_grad():  # a non-zero adapter, so LoRA weights on both sides get gradients
+        for name, p in t.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    enc, _ = encode_groups(read_groups([groups]), t.tokenizer, 512)
+    batch = enc[:2]
+    assert len({len(c) for g in batch for c in g.completions}) > 1  # uneven completions: padding is exercised
+    out = {}
+    for shared in (True, False):
+        t.model.zero_grad()
+        logps, mask, ntok = sequence_logps(t.model, batch, t.tokenizer.pad_token_id, t.device, shared_prompt=shared)
+        (logps * mask).sum().backward()
+        grads = {n: p.grad.clone() for n, p in t.model.named_parameters() if p.requires_grad}
+        out[shared] = (logps.detach(), mask, ntok, grads)
+    (a, ma, na, ga), (b, mb, nb, gb) = out[True], out[False]
+    assert torch.equal(ma, mb) and torch.equal(na, nb)
+    assert torch.allclose(a, b, atol=1e-3, rtol=1e-5)
+    for n in ga:
+        assert torch.allclose(ga[n], gb[n], atol=1e-4, rtol=1e-3), n
+    assert any(float(g.abs().sum()) > 0 for n, g in ga.items() if "lora_A" in n)

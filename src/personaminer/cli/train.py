@@ -40,6 +40,9 @@ def build_groups_cmd(
     max_memories: Annotated[int, typer.Option("--max-memories")] = 24,
     include: Annotated[list[str], typer.Option("--include-builder", help="Stored sets of this builder join "
                                                 "each group (repeatable), e.g. cluster.")] = [],  # noqa: B006
+    max_retries: Annotated[int, typer.Option("--max-retries", help="Re-asks of an invalid sample.")] = 0,
+    failed: Annotated[bool, typer.Option("--failed-candidates/--no-failed-candidates", help="Invalid samples join "
+                                         "each group as candidates ranked last.")] = True,
     tie_margin: Annotated[float, typer.Option("--tie-margin")] = 0.01,
     val_users: Annotated[int, typer.Option("--val-users")] = 10,
     test_users: Annotated[int, typer.Option("--test-users")] = 30,
@@ -59,7 +62,7 @@ def build_groups_cmd(
     try:
         config = GroupConfig(group_size=group_size, temperature=temperature, seed=seed, memory_set=memory_set,
                              max_memories=max_memories, include_builders=tuple(include), tie_margin=tie_margin,
-                             val_users=val_users, test_users=test_users, judge=judge)
+                             max_retries=max_retries, failed_candidates=failed, val_users=val_users, test_users=test_users, judge=judge)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     with Workspace(workspace) as ws:
@@ -145,6 +148,8 @@ def compare_cmd(
     max_memories: Annotated[int, typer.Option("--max-memories")] = 24,
     judge: Annotated[str, typer.Option("--judge", help="embedding or llm.")] = "embedding",
     judge_model: Annotated[str, typer.Option("--judge-model")] = "qwen2.5-coder-1.5b-instruct",
+    max_retries: Annotated[int, typer.Option("--max-retries", help="Re-asks of an invalid set (0: the share of "
+                                             "valid first answers is measured as such).")] = 2,
 ) -> None:
     """Score the base persona model against trained adapters on held-out users (mean +- SE, paired)."""
     from personaminer.cli import _parse_pairs
@@ -164,7 +169,8 @@ def compare_cmd(
         judge_llm = _llm(judge_model) if judge == "llm" else None
         try:
             report = compare_systems(ws, users, systems, PersonaConfig(builder="model", memory_set=memory_set,
-                                                                        max_memories=max_memories, max_tokens=512),
+                                                                        max_memories=max_memories, max_tokens=512,
+                                                                        max_retries=max_retries),
                                      QualityConfig(judge=judge), embedder=MiniLMEmbedder(), judge=judge_llm)  # type: ignore[arg-type]
         finally:
             for m in [*(llm for llm, _ in systems.values()), judge_llm]:
@@ -173,14 +179,13 @@ def compare_cmd(
         ws.write_report("train-compare", report)
     table = Table(title=f"persona model on {report['users']} {role} users ({judge} judge)")
     table.add_column("system")
-    for t in ("final", "cohesion", "alignment", "truthfulness", "coverage"):
-        table.add_column(t, justify="right")
+    cols = ("valid", "final_all", "final", "cohesion", "alignment", "truthfulness", "coverage")
+    for t in cols:
+        table.add_column(t.replace("final_all", "final (failed = 0)"), justify="right")
     for name, s in report["systems"].items():
-        table.add_row(f"{name} (n={s['sets_scored']})", *(_fmt(s[t]) for t in ("final", "cohesion", "alignment",
-                                                                                "truthfulness", "coverage")))
+        table.add_row(f"{name} (n={s['sets_scored']})", *(_fmt(s[t]) for t in cols))
     for name, d in report["paired_vs_base"].items():
-        table.add_row(f"{name} - base (paired, n={d['final']['n']})", *(_fmt(d[t]) for t in (
-            "final", "cohesion", "alignment", "truthfulness", "coverage")))
+        table.add_row(f"{name} - base (paired, n={d['final']['n']}; all {d['valid']['n']})", *(_fmt(d[t]) for t in cols))
     console.print(table)
     console.print(json.dumps({"report": str(Path(workspace) / "reports" / "train-compare.json")}))
 

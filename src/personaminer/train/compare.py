@@ -2,8 +2,11 @@
 
 Each system (the base GGUF, and the base plus each adapter) writes one greedy persona set per
 test user with the ``model`` builder; every set is scored by the quality scorer; the report
-gives, per system, the mean and standard error of the final score and each term, and the
-paired difference to the base on the users every system covers.
+gives, per system, the mean and standard error of the final score and each term over its valid
+sets, and the paired difference to the base on the users every system covers. Because a model
+that fails more often is scored on fewer (and easier) users, the report also gives, over all
+users, the share of valid sets (``valid``) and the final score with a failed set counted as 0
+(``final_all``, the quantity the groups rank by), with paired differences over all users.
 """
 
 from __future__ import annotations
@@ -62,6 +65,11 @@ def compare_systems(ws: Workspace, users: Sequence[str], systems: dict[str, tupl
                               "AND config_key = ?", [list(ids.values()), quality.judge, key]).fetchall()
         by_set = {s: json.loads(v) for s, v in rows}
         values[name] = {u: by_set[s] for u, s in ids.items() if s in by_set}
+    status = {name: dict(ws.con.execute("SELECT set_id, status FROM persona_sets WHERE set_id IN (SELECT unnest(?))",
+                                        [list(ids.values())]).fetchall()) for name, ids in set_ids.items()}
+    overall = {name: {u: (float(status[name].get(s) not in (None, "failed")),
+                          _num(values[name].get(u, {}).get("final")) if u in values[name] else 0.0)
+                      for u, s in ids.items()} for name, ids in set_ids.items()}
     names = list(systems)
     common = sorted(set.intersection(*(set(v) for v in values.values()))) if values else []
     report: dict[str, Any] = {"users": len(users), "users_scored_by_all": len(common), "judge": quality.judge,
@@ -72,9 +80,13 @@ def compare_systems(ws: Workspace, users: Sequence[str], systems: dict[str, tupl
             "model": systems[name][0].model_id, "adapter": systems[name][1], "sets_scored": len(v),
             "failed_sets": builds[name]["failed_sets"], "llm_model_calls": builds[name]["llm_model_calls"],
             "completion_tokens": builds[name]["completion_tokens"],
-            **{t: mean_se([v[u].get(t) for u in v]) for t in TERMS}}
+            **{t: mean_se([v[u].get(t) for u in v]) for t in TERMS},
+            "valid": mean_se([o[0] for o in overall[name].values()]),
+            "final_all": mean_se([o[1] for o in overall[name].values()])}
     base = values[names[0]]
     for name in names[1:]:
         report["paired_vs_" + names[0]][name] = {
-            t: mean_se([_num(values[name][u].get(t)) - _num(base[u].get(t)) for u in common]) for t in TERMS}
+            **{t: mean_se([_num(values[name][u].get(t)) - _num(base[u].get(t)) for u in common]) for t in TERMS},
+            **{t: mean_se([overall[name][u][i] - overall[names[0]][u][i] for u in users])
+               for i, t in enumerate(("valid", "final_all"))}}
     return report

@@ -10,8 +10,9 @@
 3. optionally adds each user's stored sets of other builders (``include_builders``, e.g. the
    cluster builder) for real diversity;
 4. scores every candidate with the quality scorer and ranks them (stable: ties keep order);
-5. drops groups whose scores all lie within ``tie_margin`` (nothing to learn) and groups with
-   fewer than two valid candidates, and counts both;
+5. adds samples that stayed invalid as candidates ranked last (``failed_candidates``);
+   drops groups whose scores all lie within ``tie_margin`` (nothing to learn), groups with
+   fewer than two distinct candidates and groups without a valid one, and counts each;
 6. writes ``groups.jsonl`` (one group per line: the prompt messages and, per candidate, the
    canonical completion, score, terms and rank) and ``groups.meta.json`` (config, roles,
    counts, fingerprint).
@@ -54,8 +55,19 @@ class GroupConfig:
     """Settings of preference-group building (recorded in the dataset's meta file).
 
     group_size: G, persona-model samples per user.
+    max_retries: re-asks of an invalid sample (0: none). Retries rarely rescue a small
+        model's sample (SmolLM2 on AOL: 5 of 86 invalid samples, in 3 times the calls), and an
+        invalid sample is a useful last-ranked candidate anyway (``failed_candidates``). The
+        first attempt of a sample is the same request whatever this is, so the LLM cache
+        serves samples drawn under another value.
     temperature, seed: sampling temperature; sample *i* uses seed ``seed + i``.
     include_builders: stored sets of these builders (sample 0) join each group.
+    failed_candidates: a sample that stayed invalid after its retries joins the group as a
+        candidate ranked below every valid one (score ``failed_score``), with its last raw
+        answer as the completion. Most of a small model's samples fail (SmolLM2: 132 of 218 on
+        AOL, mostly "..." placeholders); as negatives they teach it what not to write, and a
+        group needs only one valid sample. Failed candidates tie with each other, and the
+        losses never order tied candidates (see :mod:`personaminer.train.losses`).
     tie_margin: a group whose best and worst scores differ by less is dropped.
     val_users, test_users: how many users get each held-out role (the rest train); roles
         are drawn by a seeded hash of the user id, so they do not depend on the user order.
@@ -70,7 +82,10 @@ class GroupConfig:
     min_personas: int = 2
     max_personas: int = 5
     max_tokens: int = 512
+    max_retries: int = 0
     include_builders: tuple[str, ...] = ()
+    failed_candidates: bool = True
+    failed_score: float = 0.0
     tie_margin: float = 0.01
     val_users: int = 10
     test_users: int = 30
@@ -86,9 +101,12 @@ class GroupConfig:
         self.include_builders = tuple(self.include_builders)
 
     def persona_config(self) -> PersonaConfig:
+        """The persona model's config for the samples. Retries keep the sampling temperature
+        (``retry_temperature=None``): candidates are already sampled, so a retry samples too."""
         return PersonaConfig(builder="model", memory_set=self.memory_set, min_personas=self.min_personas,
                              max_personas=self.max_personas, samples=self.group_size, temperature=self.temperature,
-                             seed=self.seed, max_memories=self.max_memories, max_tokens=self.max_tokens)
+                             seed=self.seed, max_memories=self.max_memories, max_tokens=self.max_tokens,
+                             max_retries=self.max_retries, retry_temperature=None)
 
     def quality_config(self) -> QualityConfig:
         return QualityConfig(judge=self.judge, weights=dict(self.weights))  # type: ignore[arg-type]
@@ -137,6 +155,16 @@ def _set_rows(ws: Workspace, set_ids: Sequence[str], judge: str, key: str) -> di
     return out
 
 
+def _failed_rows(ws: Workspace, set_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Raw last answers of the given sets that failed."""
+    if not set_ids:
+        return {}
+    rows = ws.con.execute(
+        "SELECT set_id, builder, sample_index, raw FROM persona_sets WHERE set_id IN (SELECT unnest(?)) "
+        "AND status = 'failed' AND raw IS NOT NULL AND trim(raw) <> ''", [list(set_ids)]).fetchall()
+    return {sid: {"builder": b, "sample_index": i, "raw": raw.strip()} for sid, b, i, raw in rows}
+
+
 def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, llm: LLM, embedder: Embedder,
                  out_dir: Path | None = None, sample: bool = True, progress: bool = True) -> dict[str, Any]:
     """Sample, score and rank candidate sets; write the groups dataset. Returns the meta dict.
@@ -166,7 +194,8 @@ def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, ll
     counts = {"users": len(users), "train_users": sum(r == "train" for r in roles.values()),
               "val_users": sum(r == "val" for r in roles.values()),
               "test_users": sum(r == "test" for r in roles.values()), "groups": 0, "candidates": 0,
-              "dropped_tied": 0, "dropped_too_small": 0, "users_without_memories": 0}
+              "dropped_tied": 0, "dropped_too_small": 0, "dropped_all_failed": 0, "failed_candidates": 0,
+              "users_without_memories": 0}
     path = out_dir / "groups.jsonl"
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8") as f:
@@ -183,20 +212,31 @@ def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, ll
                     "sample_index = 0 AND status <> 'failed' ORDER BY set_id LIMIT 1",
                     [user_id, b, config.memory_set]).fetchall()]
             sets = _set_rows(ws, ids, qconf.judge, key)
+            failed = _failed_rows(ws, ids) if config.failed_candidates else {}
             candidates = []
             for sid in ids:
                 s = sets.get(sid)
+                if sid in failed:
+                    bad = failed[sid]
+                    candidates.append({"set_id": sid, "builder": bad["builder"], "sample_index": bad["sample_index"],
+                                       "completion": bad["raw"], "score": config.failed_score, "valid": False,
+                                       "terms": None})
+                    continue
                 completion = render_completion(s["personas"], prepared.shown) if s else None
                 final = s["values"].get("final") if s else None
                 if completion is None or final is None or math.isnan(final):
                     continue
                 candidates.append({"set_id": sid, "builder": s["builder"], "sample_index": s["sample_index"],
-                                   "completion": completion, "score": float(final),
+                                   "completion": completion, "score": float(final), "valid": True,
                                    "terms": {t: s["values"].get(t) for t in ("cohesion", "alignment", "truthfulness",
                                                                              "coverage")}})
             # drop identical completions (greedy-like samples): they carry no preference
             seen: set[str] = set()
             candidates = [c for c in candidates if not (c["completion"] in seen or seen.add(c["completion"]))]
+            n_valid = sum(c["valid"] for c in candidates)
+            if n_valid == 0:
+                counts["dropped_all_failed"] += 1
+                continue
             if len(candidates) < 2:
                 counts["dropped_too_small"] += 1
                 continue
@@ -212,6 +252,7 @@ def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, ll
                                ensure_ascii=False) + "\n")
             counts["groups"] += 1
             counts["candidates"] += len(candidates)
+            counts["failed_candidates"] += len(candidates) - n_valid
     tmp.replace(path)
     meta = {"created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "workspace": str(ws.path),
             "config": asdict(config), "model": llm.model_id, "quality_config_key": key, "counts": counts,

@@ -9,8 +9,10 @@ Every loss takes, for a batch of ``B`` groups of up to ``G`` candidates:
 
 The implicit reward of candidate *i* is ``r_i = beta * (log pi(y_i|x) - log pi_ref(y_i|x))``
 (Rafailov et al., 2023, "Direct Preference Optimization: Your Language Model is Secretly a
-Reward Model"). Each loss returns the mean over groups. Candidates with equal scores are
-ordered by their index (a stable sort), so ties never depend on chance.
+Reward Model"). Each loss returns the mean over groups. Tied candidates are never ranked
+against each other at the bottom of a group (e.g. the failed samples, which all get the same
+score): pairwise losses skip tied pairs, and the listwise loss gives the tied tail no terms of
+its own. Other ties are ordered by index (a stable sort), so no loss depends on chance.
 """
 
 from __future__ import annotations
@@ -57,16 +59,26 @@ def plackett_luce_loss(policy_logps: torch.Tensor, ref_logps: torch.Tensor, scor
     Plackett-Luce" in Rafailov et al. 2023, Appendix A.3, and as LiPO-style listwise
     preference optimisation). The last term (k = K) is log 1 = 0 and is left out. With two
     candidates it equals :func:`dpo_loss`.
+
+    **Tied tail.** A candidate whose score equals the lowest score of its group (all the
+    candidates below it tie with it) has no term: the sum runs only over ``k`` with
+    ``s_(k) > s_(K)``. The loss is then the Plackett-Luce likelihood of the top of the ranking
+    with the unordered bottom block in the denominators only (a top-m partial ranking, as in
+    Xia et al. 2009, "Statistical Consistency of Top-k Ranking"), so it does not depend on the
+    order of, say, several failed samples that share the failure score. Without ties it is the
+    full formula above.
     """
     mask = torch.ones_like(policy_logps, dtype=torch.bool) if mask is None else mask
     order = _order(scores, mask)
     r = rewards(policy_logps, ref_logps, beta).gather(1, order)
     m = mask.gather(1, order)
+    s = scores.gather(1, order)
+    lowest = torch.where(m, s, torch.full_like(s, float("inf"))).min(1, keepdim=True).values
     r = torch.where(m, r, torch.full_like(r, NEG))
     # log sum_{j >= k} exp(r_j): a reversed cumulative log-sum-exp
     tail = torch.logcumsumexp(r.flip(1), dim=1).flip(1)
-    terms = (r - tail) * m
-    # the last valid position contributes log 1 = 0 (kept implicit: r - tail == 0 there)
+    # the last valid position contributes log 1 = 0; tied-tail positions contribute nothing
+    terms = (r - tail) * (m & (s > lowest))
     return -(terms.sum(1)).mean()
 
 

@@ -134,12 +134,76 @@ def _pick_device(config: TrainConfig) -> tuple[Any, Any]:
     return torch.device(device), dtype
 
 
-def sequence_logps(model: Any, batch: Sequence[Encoded], pad_id: int, device: Any) -> tuple[Any, Any, Any]:
+def sequence_logps(model: Any, batch: Sequence[Encoded], pad_id: int, device: Any, shared_prompt: bool = True,
+                   ) -> tuple[Any, Any, Any]:
     """Summed completion log-probabilities of every candidate of ``batch``.
 
     Returns ``(logps [B, G], mask [B, G], n_tokens [B, G])`` with padding where a group has
     fewer than ``G`` candidates.
+
+    With ``shared_prompt`` (the default) each group's prompt is run once and its key/value
+    cache repeated for the group's candidates, so a group costs ``P + sum C_i`` tokens instead
+    of ``sum (P + C_i)``: about 2.5x fewer on our groups (prompts of ~1,200 tokens, completions
+    of 50-512). Gradients flow through the shared cache into the prompt's LoRA weights. The
+    other path (``shared_prompt=False``) left-pads whole sequences into one batch; a test
+    checks both give the same values and gradients.
     """
+    import torch
+
+    flat_rows, n_rows = [], []
+    if shared_prompt:
+        for g in batch:
+            lp, n = _group_logps_shared(model, g, pad_id, device)
+            flat_rows.append(lp)
+            n_rows.append(n)
+        flat, n = torch.cat(flat_rows), torch.cat(n_rows)
+    else:
+        flat, n = _batch_logps_padded(model, batch, pad_id, device)
+    gmax = max(len(g.completions) for g in batch)
+    logps = torch.zeros((len(batch), gmax), dtype=flat.dtype, device=device)
+    mask = torch.zeros((len(batch), gmax), dtype=torch.bool, device=device)
+    ntok = torch.zeros((len(batch), gmax), dtype=torch.long, device=device)
+    k = 0
+    for b, g in enumerate(batch):
+        for j in range(len(g.completions)):
+            logps[b, j] = flat[k]
+            mask[b, j] = True
+            ntok[b, j] = n[k]
+            k += 1
+    return logps, mask, ntok
+
+
+def _group_logps_shared(model: Any, g: Encoded, pad_id: int, device: Any) -> tuple[Any, Any]:
+    """One group: the prompt once (its cache repeated per candidate), then the right-padded
+    completions. Returns (summed log-probs [G], completion lengths [G])."""
+    import torch
+    from transformers import DynamicCache
+
+    n_c, width, p = len(g.completions), max(len(c) for c in g.completions), len(g.prompt)
+    prompt = torch.tensor([g.prompt], dtype=torch.long, device=device)
+    cache = DynamicCache()
+    first = model(input_ids=prompt, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    cache.batch_repeat_interleave(n_c)
+    ids = torch.full((n_c, width), pad_id, dtype=torch.long)
+    att = torch.zeros((n_c, p + width), dtype=torch.long)
+    att[:, :p] = 1
+    for i, c in enumerate(g.completions):
+        ids[i, :len(c)] = torch.tensor(c)
+        att[i, p:p + len(c)] = 1
+    ids, att = ids.to(device), att.to(device)
+    pos = (p + torch.arange(width, device=device))[None, :].expand(n_c, -1)
+    rest = model(input_ids=ids, attention_mask=att, position_ids=pos, cache=cache, use_cache=True,
+                 logits_to_keep=width).logits
+    # token t of a completion is predicted by the position before it: the prompt's last for t = 0
+    logits = torch.cat([first.expand(n_c, -1)[:, None, :], rest[:, :-1]], dim=1)
+    token_logps = torch.log_softmax(logits.float(), dim=-1).gather(2, ids[:, :, None])[:, :, 0]
+    n = torch.tensor([len(c) for c in g.completions], device=device)
+    comp_mask = torch.arange(width, device=device)[None, :] < n[:, None]
+    return torch.where(comp_mask, token_logps, torch.zeros_like(token_logps)).sum(1), n
+
+
+def _batch_logps_padded(model: Any, batch: Sequence[Encoded], pad_id: int, device: Any) -> tuple[Any, Any]:
+    """Every candidate as a whole left-padded sequence, in one forward pass."""
     import torch
 
     seqs = [(g.prompt + c, len(c)) for g in batch for c in g.completions]
@@ -158,19 +222,7 @@ def sequence_logps(model: Any, batch: Sequence[Encoded], pad_id: int, device: An
     n = torch.tensor([c for _, c in seqs], device=device)
     comp_mask = torch.arange(keep, device=device)[None, :] >= (keep - n)[:, None]
     # where, not multiply: positions outside a completion may hold padding garbage
-    flat = torch.where(comp_mask, token_logps, torch.zeros_like(token_logps)).sum(1)
-    gmax = max(len(g.completions) for g in batch)
-    logps = torch.zeros((len(batch), gmax), dtype=flat.dtype, device=device)
-    mask = torch.zeros((len(batch), gmax), dtype=torch.bool, device=device)
-    ntok = torch.zeros((len(batch), gmax), dtype=torch.long, device=device)
-    k = 0
-    for b, g in enumerate(batch):
-        for j in range(len(g.completions)):
-            logps[b, j] = flat[k]
-            mask[b, j] = True
-            ntok[b, j] = n[k]
-            k += 1
-    return logps, mask, ntok
+    return torch.where(comp_mask, token_logps, torch.zeros_like(token_logps)).sum(1), n
 
 
 def _pad(rows: Sequence[Sequence[float]], gmax: int, device: Any) -> Any:
