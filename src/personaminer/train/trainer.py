@@ -47,6 +47,8 @@ class TrainConfig:
     groups_per_step: groups per optimizer step (gradient accumulation).
     groups_per_forward: groups per forward pass (0: 1 on CPU, 4 on CUDA).
     max_length: prompt + completion tokens; longer candidates are left out (counted).
+    shared_prompt: run each group's prompt once and share its cache among the candidates
+        (:func:`sequence_logps`); False pads whole sequences into one batch (same values).
     device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``. dtype: ``auto`` (bf16 on
         CUDA, fp32 on CPU), ``float32`` or ``bfloat16``.
     sft_weight: weight of the per-token NLL of each group's best candidate added to the
@@ -63,6 +65,7 @@ class TrainConfig:
     groups_per_step: int = 4
     groups_per_forward: int = 0
     max_length: int = 2048
+    shared_prompt: bool = True
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
@@ -275,7 +278,8 @@ class GroupwiseDPOTrainer:
             task = bar.add_task("groups", total=len(groups))
             for i in range(0, len(groups), self.per_forward):
                 batch = groups[i:i + self.per_forward]
-                logps, mask, _ = sequence_logps(self.model, batch, self.tokenizer.pad_token_id, self.device)
+                logps, mask, _ = sequence_logps(self.model, batch, self.tokenizer.pad_token_id, self.device,
+                                                self.config.shared_prompt)
                 for b, g in enumerate(batch):
                     rows += [(g.user_id, sid, float(logps[b, j])) for j, sid in enumerate(g.set_ids)]
                 bar.update(task, advance=len(batch))
@@ -285,7 +289,8 @@ class GroupwiseDPOTrainer:
     def _batch_loss(self, batch: list[Encoded], ref: dict[tuple[str, str], float]) -> tuple[Any, dict[str, float]]:
         from personaminer.train.losses import best_nll, get_loss, group_stats
 
-        logps, mask, ntok = sequence_logps(self.model, batch, self.tokenizer.pad_token_id, self.device)
+        logps, mask, ntok = sequence_logps(self.model, batch, self.tokenizer.pad_token_id, self.device,
+                                           self.config.shared_prompt)
         gmax = logps.shape[1]
         ref_t = _pad([[ref[(g.user_id, s)] for s in g.set_ids] for g in batch], gmax, self.device)
         scores = _pad([g.scores for g in batch], gmax, self.device)
