@@ -62,7 +62,8 @@ def build_groups_cmd(
     try:
         config = GroupConfig(group_size=group_size, temperature=temperature, seed=seed, memory_set=memory_set,
                              max_memories=max_memories, include_builders=tuple(include), tie_margin=tie_margin,
-                             max_retries=max_retries, failed_candidates=failed, val_users=val_users, test_users=test_users, judge=judge)
+                             max_retries=max_retries, failed_candidates=failed, val_users=val_users,
+                             test_users=test_users, judge=judge)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     with Workspace(workspace) as ws:
@@ -185,7 +186,8 @@ def compare_cmd(
     for name, s in report["systems"].items():
         table.add_row(f"{name} (n={s['sets_scored']})", *(_fmt(s[t]) for t in cols))
     for name, d in report["paired_vs_base"].items():
-        table.add_row(f"{name} - base (paired, n={d['final']['n']}; all {d['valid']['n']})", *(_fmt(d[t]) for t in cols))
+        table.add_row(f"{name} - base (paired, n={d['final']['n']}; all {d['valid']['n']})",
+                      *(_fmt(d[t]) for t in cols))
     console.print(table)
     console.print(json.dumps({"report": str(Path(workspace) / "reports" / "train-compare.json")}))
 
