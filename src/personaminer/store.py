@@ -167,6 +167,13 @@ class Workspace:
             ids = sorted(rng.sample(ids, min(sample, len(ids))))
         return ids[:limit] if limit is not None else ids
 
+    def role_users(self, role: str) -> list[str]:
+        """Users holding a held-out role (``train``, ``val``, ``test``) in ``train_roles``, sorted."""
+        if not self.has_table("train_roles"):
+            return []
+        return [r[0] for r in self.con.execute("SELECT user_id FROM train_roles WHERE role = ? ORDER BY user_id",
+                                               [role]).fetchall()]
+
     def has_table(self, name: str) -> bool:
         return bool(self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
                                      [name]).fetchall()[0][0])

@@ -168,3 +168,39 @@ def test_evaluate_cli(tmp_path: Path, embedder) -> None:  # type: ignore[no-unty
     assert "history_tfidf" in report["systems"]
     r = runner.invoke(app, ["evaluate", "-w", str(path), "--protocol", "nope", "-q"])
     assert r.exit_code != 0 and "unknown protocol" in str(r.exception)
+
+
+def test_role_restricts_users_not_pool_and_model_names_filter(tmp_path: Path) -> None:
+    from personaminer.llm.catalog import CATALOG
+    from personaminer.memories import MemoryConfig, run_memories
+
+    path = topic_workspace(tmp_path / "ws", n_users=12)
+    _split(path)
+    runner = CliRunner()
+    r = runner.invoke(app, ["personas", "-w", str(path), "--role", "test", "-b", "single", "-q"])
+    assert r.exit_code != 0 and "train roles" in str(r.exception)  # no roles yet: a clear error
+    r = runner.invoke(app, ["train", "roles", "-w", str(path), "--val-users", "2", "--test-users", "4"])
+    assert r.exit_code == 0, r.output
+    big, small = CATALOG["qwen2.5-coder-1.5b-instruct"].sha256, CATALOG["qwen2.5-coder-0.5b-instruct"].sha256
+    with Workspace(path) as ws:
+        test = ws.role_users("test")
+        assert len(test) == 4 and len(ws.role_users("val")) == 2 and len(ws.role_users("train")) == 6
+        run_memories(ws, ws.users(), MemoryConfig(mode="extractive"), embedder=BagOfWordsEmbedder(), progress=False)
+        for u in ws.users():  # two models of the same builder: a spec must say which
+            hist = " ".join(a.text for a in ws.user_actions(u)[:6])
+            plant_persona_set(ws, u, "single", [("Interest", hist)], model=big)
+            plant_persona_set(ws, u, "single", [("Interest", hist)], model=small)
+    again = runner.invoke(app, ["train", "roles", "-w", str(path), "--val-users", "2", "--test-users", "4", "--seed", "7"])
+    assert again.exit_code == 0
+    with Workspace(path) as ws:
+        assert ws.role_users("test") == test  # a user never changes role
+    with pytest.raises(ValueError, match="several groups"):
+        _evaluate(path, systems="random,personas:single=single")
+    full = _evaluate(path, systems="random,history_embed,personas:big=single:1.5b,personas:small=single:0.5b")
+    r = _evaluate(path, role="test", systems="random,history_embed,personas:big=single:1.5b,personas:small=single:0.5b")
+    assert r["users"]["evaluated"] == 4 and sorted(r["common_users"]) == test
+    assert full["users"]["evaluated"] == 12
+    assert r["pool"] == full["pool"]  # the pool and its negatives come from every split user
+    assert r["systems"]["big"]["model_name"] == "qwen2.5-coder-1.5b-instruct"
+    assert r["systems"]["small"]["model_name"] == "qwen2.5-coder-0.5b-instruct"
+    assert "| qwen2.5-coder-1.5b-instruct |" in (path / "reports" / "evaluate.md").read_text()

@@ -164,13 +164,23 @@ def llm_config(llm: str | None, model: str | None, base_url: str | None, config_
     return cfg
 
 
-def _select_users(ws: Workspace, users: int | None, user: list[str], seed: int) -> list[str]:
+def _select_users(ws: Workspace, users: int | None, user: list[str], seed: int, role: str | None = None) -> list[str]:
     if user:
         known = set(ws.users())
         if missing := [u for u in user if u not in known]:
             raise InputError(f"unknown user id(s) in this workspace: {', '.join(missing[:5])} "
                              f"(see `personaminer users -w {ws.path}`)")
         return user
+    if role is not None:
+        held = ws.role_users(role)
+        if not held:
+            raise InputError(f"no user holds the role {role!r} in {ws.path}: assign roles with "
+                             "`personaminer train roles` (or `train build-groups`) first")
+        if users and users < len(held):
+            import random
+
+            held = sorted(random.Random(seed).sample(held, users))
+        return held
     return ws.users(sample=users, seed=seed) if users else ws.users()
 
 
@@ -235,6 +245,8 @@ def personas_cmd(
     builder: Annotated[str, typer.Option("--builder", "-b", help="cluster, model (the persona model) or single.")] = "model",
     users: Annotated[int | None, typer.Option("--users", help="A seeded random sample of N users (default: all).")] = None,
     user: Annotated[list[str], typer.Option("--user", help="This user id (repeatable).")] = [],  # noqa: B006
+    role: Annotated[str | None, typer.Option("--role", help="Only users holding this held-out role (train, val "
+                                             "or test; see `train roles`).")] = None,
     memory_set: Annotated[str, typer.Option("--memories", help="Which memory set to read.")] = "llm",
     min_personas: Annotated[int, typer.Option("--min-personas")] = 2,
     max_personas: Annotated[int, typer.Option("--max-personas")] = 5,
@@ -251,6 +263,8 @@ def personas_cmd(
     retry_temperature: Annotated[float, typer.Option(
         "--retry-temperature", help="Retries sample at this temperature (seeded); 0 = greedy "
         "retries.")] = 0.7,
+    max_retries: Annotated[int, typer.Option("--max-retries", help="Re-asks of an invalid set before it is "
+                                             "recorded as failed.")] = 2,
     llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, llm_config_file: LlmConfigOpt = None,
     no_cache: NoCacheOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -265,7 +279,7 @@ def personas_cmd(
                                max_personas=max_personas, samples=samples, temperature=temperature, seed=seed,
                                allow_shared_evidence=shared_evidence, max_memories=max_memories,
                                linkage=linkage,  # type: ignore[arg-type]
-                               retry_temperature=retry_temperature or None,
+                               retry_temperature=retry_temperature or None, max_retries=max_retries,
                                adapter=str(adapter) if adapter else None)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
@@ -273,7 +287,7 @@ def personas_cmd(
     if adapter:
         cfg.llamacpp.adapter = adapter
     with Workspace(workspace) as ws:
-        ids = _select_users(ws, users, user, seed)
+        ids = _select_users(ws, users, user, seed, role)
         model_obj = make_llm(cfg)
         try:
             summary = run_personas(ws, ids, config, embedder=MiniLMEmbedder(), llm=model_obj, progress=not quiet)

@@ -78,6 +78,8 @@ def evaluate_cmd(
                                              "beyond).")] = 20,
     seed: Annotated[int, typer.Option("--seed", help="Seed for targets, negatives, user sample, bootstrap.")] = 0,
     users: Annotated[int | None, typer.Option("--users", help="Evaluate a seeded sample of N split users.")] = None,
+    role: Annotated[str | None, typer.Option("--role", help="Evaluate only the split users holding this held-out "
+                                             "role, e.g. test (see `train roles`).")] = None,
     negatives: Annotated[int, typer.Option("--negatives", help="Negatives per target (sampled, hard).")] = 99,
     near_duplicate: Annotated[float, typer.Option("--near-duplicate", help="hard: drop candidates with cosine >= "
                                                   "this to the target.")] = 0.9,
@@ -94,7 +96,7 @@ def evaluate_cmd(
 
     protocols = ["sampled", "hard", "full"] if protocol == "all" else [p.strip() for p in protocol.split(",")]
     try:
-        config = EvalConfig(protocols=protocols, systems=systems, max_targets=max_targets, seed=seed, users=users,
+        config = EvalConfig(protocols=protocols, systems=systems, max_targets=max_targets, seed=seed, users=users, role=role,
                             n_negatives=negatives, near_duplicate=near_duplicate, baseline=baseline,
                             bootstrap=bootstrap, shuffle_targets=shuffle_targets)
     except ValueError as exc:

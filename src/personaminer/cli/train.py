@@ -81,6 +81,33 @@ def build_groups_cmd(
     console.print(table)
 
 
+@app.command("roles")
+def roles_cmd(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    users: Annotated[int | None, typer.Option("--users", help="A seeded sample of N users (default: all).")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    val_users: Annotated[int, typer.Option("--val-users")] = 10,
+    test_users: Annotated[int, typer.Option("--test-users")] = 30,
+) -> None:
+    """Assign the held-out roles (train/val/test) without sampling anything.
+
+    The same ``--users/--seed/--val-users/--test-users`` as a later ``build-groups`` give the
+    same roles, and a user never changes role, so the test users can get personas and be
+    evaluated (``personas --role test``, ``evaluate --role test``) before or without training.
+    """
+    from personaminer.train.groups import assign_roles, store_roles
+
+    with Workspace(workspace) as ws:
+        ids = ws.users(sample=users, seed=seed) if users else ws.users()
+        if not ids:
+            raise InputError(f"workspace {workspace} has no users: run `personaminer ingest` first")
+        roles = store_roles(ws, assign_roles(ids, val_users=val_users, test_users=test_users, seed=seed), seed)
+    table = Table(title=f"held-out roles -> {workspace}", show_header=False)
+    for r in ("train", "val", "test"):
+        table.add_row(r, f"{sum(v == r for v in roles.values()):,}")
+    console.print(table)
+
+
 @app.command("fit")
 def fit_cmd(
     groups: Annotated[list[Path], typer.Argument(help="groups.jsonl file(s) from build-groups.")],

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,9 @@ class EvalConfig:
     n_negatives: negatives per target for ``sampled`` and ``hard``.
     near_duplicate: ``hard`` drops candidates with cosine >= this to the target.
     users: evaluate a seeded sample of this many split users (default: all).
+    role: evaluate only split users holding this held-out role (``train_roles``, written by
+        ``train roles`` / ``train build-groups``), e.g. ``test``: users no trained model saw.
+        The future pool and the negatives still come from every split user.
     baseline: the system the paired tests compare against (default: ``single`` when present,
         else ``history_embed``).
     bootstrap: resamples for the confidence intervals and the paired bootstrap.
@@ -72,6 +76,7 @@ class EvalConfig:
     n_negatives: int = 99
     near_duplicate: float = 0.9
     users: int | None = None
+    role: str | None = None
     baseline: str | None = None
     bootstrap: int = 1000
     shuffle_targets: bool = False
@@ -138,6 +143,11 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, pro
     t_start = time.perf_counter()
     data = load_data(ws, max_targets=config.max_targets, seed=config.seed, kinds=config.kinds)
     users = sorted(data.users)
+    if config.role is not None:
+        held = set(ws.role_users(config.role))
+        if not held:
+            raise ValueError(f"no user holds the role {config.role!r}: assign roles with `personaminer train roles`")
+        users = [u for u in users if u in held]
     if config.users is not None and config.users < len(users):
         import random
 
@@ -464,10 +474,13 @@ def to_markdown(r: dict[str, Any]) -> str:
                 lines.append(f"| {name} | {row['users']} | {_fmt(hr['mean'])} [{_fmt(hr['ci95'][0])}, "
                              f"{_fmt(hr['ci95'][1])}] | {_fmt(row['ndcg@10']['mean'])} | {_fmt(row['mrr']['mean'])} |")
             lines.append("")
-    lines += ["## Systems", "", "| system | spec | covered users | not covered | repr. tokens/user | LLM tokens/user | "
-              "build s/user | score s |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["## Systems", "", "| system | spec | model | covered users | not covered | repr. tokens/user | "
+              "LLM tokens/user | build s/user | score s |", "|---|---|---|---|---|---|---|---|---|"]
     for name, s in r["systems"].items():
-        lines.append(f"| {name} | `{s['spec']}` | {s['covered_users']} | {s['not_covered'] or '-'} | "
+        model = s.get("model_name") or (s.get("model") or "")[:12] or "-"
+        if s.get("model") and "+lora:" in s["model"]:
+            model += f" + LoRA {Path(str((s.get('config') or {}).get('adapter') or '')).parent.name or 'adapter'}"
+        lines.append(f"| {name} | `{s['spec']}` | {model} | {s['covered_users']} | {s['not_covered'] or '-'} | "
                      f"{_num(s['representation_tokens_per_user'])} | {_num(s['llm_tokens_per_user'])} | "
                      f"{s['build_seconds_per_user'] if s['build_seconds_per_user'] is not None else '-'} | "
                      f"{s['score_seconds']} |")

@@ -17,10 +17,10 @@ spec                   score of a candidate text                                
 
 ``baselines`` expands to the six non-LLM baselines. For ``personas``, ``N`` names the row,
 ``B`` is the builder (``single``, ``cluster``, ``model``), ``M`` (optional) filters the persona
-sets by model: ``+``-joined terms, each a substring that must occur in the set's model id or
-config (adapter path included), or, prefixed with ``!``, must not (``model:!lora`` is the persona
-model without an adapter; ``model:listwise`` a LoRA whose path contains ``listwise``), and ``S``
-the memory set. Only sample 0 of each user is used, and failed sets count as missing. If the
+sets by model: ``+``-joined terms, each a substring that must occur in the set's model id, the
+model's catalog name (``single:1.5b``) or its config (adapter path included), or, prefixed with
+``!``, must not (``model:!lora`` is the persona model without an adapter; ``model:listwise`` a
+LoRA whose path contains ``listwise``), and ``S`` the memory set. Only sample 0 of each user is used, and failed sets count as missing. If the
 filters leave several groups of sets (models or configs), the spec is refused with the list.
 """
 
@@ -292,12 +292,19 @@ class PersonaGroup:
     config: dict[str, Any]
     users: int
 
+    def model_name(self) -> str:
+        """The catalog name of the base model (``model`` is its file's sha256, ``+lora:...`` appended)."""
+        from personaminer.llm.catalog import CATALOG
+
+        base = self.model.split("+", 1)[0]
+        return next((e.name for e in CATALOG.values() if e.sha256 == base), "")
+
     def match_text(self) -> str:
-        return f"{self.model} {json.dumps(self.config, sort_keys=True)}"
+        return f"{self.model} {self.model_name()} {json.dumps(self.config, sort_keys=True)}"
 
     def label(self) -> str:
         adapter = self.config.get("adapter")
-        return (f"builder={self.builder} memory_set={self.memory_set} model={self.model[:16] or '-'}"
+        return (f"builder={self.builder} memory_set={self.memory_set} model={self.model_name() or self.model[:16] or '-'}"
                 f"{' adapter=' + str(adapter) if adapter else ''} users={self.users}")
 
 
@@ -375,7 +382,7 @@ class Personas(_TextSet):
     def describe(self) -> dict[str, Any]:
         out = {**super().describe(), "builder": self.builder, "filters": self.terms, "memory_set": self.memory_set}
         if self.group is not None:
-            out.update(model=self.group.model, config=self.group.config)
+            out.update(model=self.group.model, model_name=self.group.model_name(), config=self.group.config)
         return out
 
 
