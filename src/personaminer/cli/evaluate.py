@@ -7,7 +7,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personaminer.cli import WorkspaceOpt, _select_users, app, console, err
+from personaminer.cli import (
+    BaseUrlOpt,
+    LlmConfigOpt,
+    LlmOpt,
+    ModelOpt,
+    NoCacheOpt,
+    WorkspaceOpt,
+    _select_users,
+    app,
+    console,
+    err,
+    llm_config,
+)
 from personaminer.datasets.base import InputError
 from personaminer.store import DEFAULT_WORKSPACE, Workspace
 
@@ -88,6 +100,13 @@ def evaluate_cmd(
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples.")] = 1000,
     shuffle_targets: Annotated[bool, typer.Option("--shuffle-targets", help="Control: score each user against "
                                                   "another user's targets (should give chance).")] = False,
+    rerank: Annotated[str | None, typer.Option("--rerank", help="llm: add a row <system>+llm per reranked system, "
+                                               "its top candidates re-ordered by an LLM yes/no question.")] = None,
+    rerank_top: Annotated[int, typer.Option("--rerank-top", help="Candidates the reranker re-orders.")] = 10,
+    rerank_systems: Annotated[str | None, typer.Option("--rerank-systems", help="Comma-separated names of the "
+                                                       "systems to rerank (default: every text system).")] = None,
+    llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, llm_config_file: LlmConfigOpt = None,
+    no_cache: NoCacheOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Predict each split user's future interactions with every system; write reports/evaluate.{json,md}."""
@@ -98,14 +117,25 @@ def evaluate_cmd(
     try:
         config = EvalConfig(protocols=protocols, systems=systems, max_targets=max_targets, seed=seed, users=users, role=role,
                             n_negatives=negatives, near_duplicate=near_duplicate, baseline=baseline,
-                            bootstrap=bootstrap, shuffle_targets=shuffle_targets)
+                            bootstrap=bootstrap, shuffle_targets=shuffle_targets, rerank=rerank,
+                            rerank_top=rerank_top,
+                            rerank_systems=[x.strip() for x in rerank_systems.split(",")] if rerank_systems else None)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    with Workspace(workspace) as ws:
-        try:
-            report = run_evaluation(ws, config, embedder=MiniLMEmbedder(), progress=not quiet)
-        except (ValueError, LeakageError) as exc:
-            raise InputError(str(exc)) from exc
+    model_obj = None
+    if rerank:
+        from personaminer.llm import make_llm
+
+        model_obj = make_llm(llm_config(llm, model, base_url, llm_config_file, no_cache))
+    try:
+        with Workspace(workspace) as ws:
+            try:
+                report = run_evaluation(ws, config, embedder=MiniLMEmbedder(), llm=model_obj, progress=not quiet)
+            except (ValueError, LeakageError) as exc:
+                raise InputError(str(exc)) from exc
+    finally:
+        if model_obj is not None:
+            model_obj.close()
     for p, groups in report["results"].items():
         table = Table(title=f"{p}: {report['users']['common']} common users, "
                             f"{report['protocols'][p]['candidates_per_target']['mean']} candidates/target")

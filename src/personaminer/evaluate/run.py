@@ -24,16 +24,20 @@ from personaminer.embed import Embedder
 from personaminer.evaluate.data import EvalData, load_data, stable_seed
 from personaminer.evaluate.metrics import METRICS, TIE_TOL, bootstrap_ci, metrics_from_counts, paired_test
 from personaminer.evaluate.protocols import PROTOCOLS, allowed_mask, hard_negatives, sampled_negatives, squash
+from personaminer.evaluate.rerank import LLMReranker
+from personaminer.evaluate.rerank import describe as rerank_describe
 from personaminer.evaluate.split import check_no_leakage
 from personaminer.evaluate.systems import (
     EvalContext,
     Personas,
+    Reranked,
     System,
     default_specs,
     nan_to_none,
     parse_specs,
     whitespace_tokens,
 )
+from personaminer.llm.base import LLM
 from personaminer.store import Workspace
 
 GROUPS = ("all", "repeats", "novel")
@@ -67,6 +71,11 @@ class EvalConfig:
         seeded derangement); negatives exclude both users' texts. Personalized systems should
         fall to the chance level.
     kinds: the interaction kinds (default: ``query`` if present, else all but ``click``).
+    rerank: ``llm`` adds, for each system of ``rerank_systems``, a row ``<name>+llm`` whose
+        top ``rerank_top`` candidates are re-ordered by an LLM yes/no question
+        (``evaluate/rerank.py``); None: no reranking.
+    rerank_systems: names of the systems to rerank (default: every system with a text
+        representation: recent, history, memory and persona systems).
     """
 
     protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
@@ -81,8 +90,15 @@ class EvalConfig:
     bootstrap: int = 1000
     shuffle_targets: bool = False
     kinds: list[str] | None = None
+    rerank: str | None = None
+    rerank_top: int = 10
+    rerank_systems: list[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.rerank not in (None, "llm"):
+            raise ValueError(f"unknown reranker {self.rerank!r}: the only one is llm")
+        if self.rerank_top < 2:
+            raise ValueError("rerank_top must be at least 2")
         if bad := [p for p in self.protocols if p not in PROTOCOLS]:
             raise ValueError(f"unknown protocol(s) {', '.join(bad)}; choose from {', '.join(PROTOCOLS)}")
         if self.max_targets < 1 or self.n_negatives < 1:
@@ -114,6 +130,7 @@ class _Task:
     allowed: np.ndarray  # mask over the pool
     negatives: dict[str, list[np.ndarray]]  # protocol -> per target pool positions (not for full)
     hard_dropped: int = 0  # near-duplicates left out of the hard negatives
+    shared_dropped: int = 0  # shuffled control: the owner's targets this user also has (history or future)
 
 
 def _counts(scores: np.ndarray, task: _Task, protocol: str) -> tuple[np.ndarray, np.ndarray]:
@@ -132,8 +149,14 @@ def _counts(scores: np.ndarray, task: _Task, protocol: str) -> tuple[np.ndarray,
     return higher, tied
 
 
-def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, progress: bool = True) -> dict[str, Any]:
-    """Evaluate every system under every protocol; return the report (also written to ``reports/``)."""
+def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, llm: LLM | None = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Evaluate every system under every protocol; return the report (also written to ``reports/``).
+
+    ``llm`` is the reranker's model, needed only with ``config.rerank == "llm"``.
+    """
+    if config.rerank == "llm" and llm is None:
+        raise ValueError("the llm reranker needs an LLM (CLI: --rerank llm with --model/--llm)")
     if not ws.has_table("splits") or not ws.con.execute("SELECT count(*) FROM splits").fetchall()[0][0]:
         raise ValueError(f"no temporal split in {ws.path}: run `personaminer split -w {ws.path}` first")
     leak = check_no_leakage(ws)
@@ -191,12 +214,21 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, pro
         else:
             baseline_note, baseline_name = "", baseline
         common = [u for u in users if all(s.covers(u) for s in present)]
+        reranker, reranked = _rerankers(config, present, llm)
+        present_rows: list[System] = present + [r for r in reranked.values()]
 
         tasks = _build_tasks(data, users, config, pool_vectors, bar)
         per: dict[str, dict[str, dict[str, dict[str, dict[str, float]]]]] = {
-            p: {s.name: {g: {} for g in GROUPS} for s in present} for p in config.protocols}
-        score_seconds = dict.fromkeys(prep_seconds, 0.0)
+            p: {s.name: {g: {} for g in GROUPS} for s in present_rows} for p in config.protocols}
+        score_seconds = dict.fromkeys([s.name for s in present_rows], 0.0)
         user_task = bar.add_task("score users", total=len(tasks), stats="")
+
+        def record(name: str, task: _Task, p: str, counts: tuple[np.ndarray, np.ndarray]) -> None:
+            vals = metrics_from_counts(*counts)
+            for g, sel in (("all", np.ones(len(task.targets), bool)), ("repeats", task.repeat), ("novel", ~task.repeat)):
+                if sel.any():
+                    per[p][name][g][task.user_id] = {m: float(vals[m][sel].mean()) for m in METRICS}
+
         for task in tasks:
             for s in present:
                 if not s.covers(task.user_id):
@@ -204,14 +236,20 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, pro
                 t0 = time.perf_counter()
                 scores = np.asarray(s.score(task.user_id), dtype=np.float64)
                 for p in config.protocols:
-                    vals = metrics_from_counts(*_counts(scores, task, p))
-                    for g, sel in (("all", np.ones(len(task.targets), bool)), ("repeats", task.repeat),
-                                   ("novel", ~task.repeat)):
-                        if sel.any():
-                            per[p][s.name][g][task.user_id] = {m: float(vals[m][sel].mean()) for m in METRICS}
+                    counts = _counts(scores, task, p)
+                    record(s.name, task, p, counts)
+                    if s.name in reranked and reranker is not None:
+                        t1 = time.perf_counter()
+                        cands = ([np.flatnonzero(task.allowed)] * len(task.targets) if p == "full"
+                                 else task.negatives[p])
+                        record(reranked[s.name].name, task, p, reranker.counts(
+                            s.name, scores, task.targets, cands, pool_texts,
+                            s.representation(task.user_id), counts))
+                        score_seconds[reranked[s.name].name] += time.perf_counter() - t1
                 score_seconds[s.name] += time.perf_counter() - t0
             bar.update(user_task, advance=1)
 
+        present = present_rows
         results = _aggregate(per, present, common, users, baseline_name, config)
         report = {
             "config": config.to_dict(),
@@ -233,9 +271,11 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, pro
                                  "representation_tokens_per_user": _mean([whitespace_tokens(s.representation(u))
                                                                           for u in common]),
                                  "llm_tokens_per_user": _mean([s.llm_tokens(u) for u in common]),
-                                 "prepare_seconds": round(prep_seconds[s.name], 2),
+                                 "prepare_seconds": round(prep_seconds.get(s.name, 0.0), 2),
                                  "score_seconds": round(score_seconds[s.name], 2),
-                                 "build_seconds_per_user": _build_seconds(ws, s)}
+                                 "build_seconds_per_user": _build_seconds(ws, s.base if isinstance(s, Reranked) else s),
+                                 **(rerank_describe(reranker, s.base.name) if isinstance(s, Reranked)
+                                    and reranker is not None else {})}
                         for s in present},
             "missing_systems": missing,
             "results": results["main"],
@@ -253,6 +293,22 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, pro
     ws.write_report(name, report)
     (ws.path / "reports" / f"{name}.md").write_text(to_markdown(report), encoding="utf-8")
     return report
+
+
+def _rerankers(config: EvalConfig, present: list[System], llm: LLM | None
+               ) -> tuple[LLMReranker | None, dict[str, Reranked]]:
+    """The reranker and one ``<name>+llm`` row per reranked system (none without ``config.rerank``)."""
+    if config.rerank is None or llm is None:
+        return None, {}
+    textual = [s for s in present if s.kind not in ("random", "popularity")]
+    if config.rerank_systems is not None:
+        names = {s.name for s in present}
+        if unknown := [n for n in config.rerank_systems if n not in names]:
+            raise ValueError(f"rerank_systems {', '.join(unknown)} are not in the table (have: {', '.join(names)})")
+        if blind := [s.name for s in present if s.name in config.rerank_systems and s not in textual]:
+            raise ValueError(f"{', '.join(blind)} has no user representation to show the LLM: rerank a text system")
+        textual = [s for s in textual if s.name in config.rerank_systems]
+    return LLMReranker(llm, top_k=config.rerank_top), {s.name: Reranked(s) for s in textual}
 
 
 def _build_tasks(data: EvalData, users: Sequence[str], config: EvalConfig, pool_vectors: np.ndarray,
@@ -274,12 +330,16 @@ def _build_tasks(data: EvalData, users: Sequence[str], config: EvalConfig, pool_
         o = data.users[owner]
         ex = excluded(owner) | (excluded(uid) if owner != uid else set())
         allowed = allowed_mask(n_pool, sorted(ex))
-        targets = np.array([pos[t] for t in o.targets], dtype=np.int64)
+        keep = list(range(len(o.targets)))
+        if owner != uid:  # the control: a target this user also has is theirs, not another user's; leave it out
+            mine = excluded(uid)
+            keep = [i for i in keep if pos[o.targets[i]] not in mine]
+        targets = np.array([pos[o.targets[i]] for i in keep], dtype=np.int64)
         negatives: dict[str, list[np.ndarray]] = {}
         dropped = 0
         if "sampled" in config.protocols:
             negatives["sampled"] = [sampled_negatives(allowed, config.n_negatives, config.seed, owner, int(o.targets[i]))
-                                    for i in range(len(targets))]
+                                    for i in keep]
         if "hard" in config.protocols:
             sims = pool_vectors[targets] @ pool_vectors.T
             negatives["hard"] = []
@@ -288,7 +348,8 @@ def _build_tasks(data: EvalData, users: Sequence[str], config: EvalConfig, pool_
                                         squashed[t])
                 negatives["hard"].append(neg)
                 dropped += d
-        tasks.append(_Task(uid, owner, targets, np.array(o.repeat, dtype=bool), allowed, negatives, dropped))
+        tasks.append(_Task(uid, owner, targets, np.array(o.repeat, dtype=bool)[keep], allowed, negatives, dropped,
+                           len(o.targets) - len(keep)))
         bar.update(neg_task, advance=1)
     return tasks
 
@@ -353,7 +414,8 @@ def _target_stats(tasks: list[_Task], common: list[str]) -> dict[str, Any]:
     rep = sum(int(t.repeat.sum()) for t in ts)
     return {"targets": n, "repeats": rep, "novel": n - rep, "per_user": round(n / len(ts), 2) if ts else None,
             "users_with_repeats": sum(bool(t.repeat.any()) for t in ts),
-            "users_with_novel": sum(bool((~t.repeat).any()) for t in ts)}
+            "users_with_novel": sum(bool((~t.repeat).any()) for t in ts),
+            "shuffled_shared_dropped": sum(t.shared_dropped for t in ts)}
 
 
 def _protocol_stats(tasks: list[_Task], p: str, config: EvalConfig) -> dict[str, Any]:
@@ -437,7 +499,9 @@ def to_markdown(r: dict[str, Any]) -> str:
              f"{r['targets']['targets']} ({r['targets']['repeats']} repeats, {r['targets']['novel']} novel), at most "
              f"{c['max_targets']} per user, seed {c['seed']}. Future pool: {r['pool']['distinct_future_texts']} distinct "
              f"texts. Bootstrap: {c['bootstrap']} resamples over users. Embedder: {r['embed_model']}."
-             + (" **Control: targets shuffled across users.**" if c["shuffle_targets"] else ""), ""]
+             + (f" **Control: targets shuffled across users** ({r['targets']['shuffled_shared_dropped']} targets that "
+                "the scored user also has in their own history or future left out)." if c["shuffle_targets"] else ""),
+             ""]
     if r["missing_systems"]:
         lines += ["Missing systems (not in the table): " + "; ".join(f"`{k}`: {v}" for k, v in
                                                                       r["missing_systems"].items()), ""]
@@ -492,6 +556,12 @@ def to_markdown(r: dict[str, Any]) -> str:
             for key, q in by.items():
                 lines.append(f"| {name} | {key} | {q['sets']} | " + " | ".join(
                     _fmt(q[m], pct=False) for m in ("final", "cohesion", "alignment", "truthfulness")) + " |")
+    for name, s in r["systems"].items():
+        if s.get("reranker"):
+            lines += ["", f"`{name}`: the top {s['rerank_top_k']} candidates of `{s['base']}` re-ordered by the LLM "
+                      f"(model {s['rerank_model'][:16]}, prompt {s['rerank_prompt']}): {s['targets_reranked']} targets "
+                      f"reranked, {s['targets_moved']} moved, {s['requests']} yes/no requests "
+                      f"({s['failed_answers']} failed), {s['seconds']} s."]
     lines += ["", f"Leakage check: {'ok' if r['leakage_check']['ok'] else r['leakage_check']}. "
               f"Wall time: {r['seconds']} s (embedding the pool and the histories {r['embed_seconds']} s).", ""]
     return "\n".join(lines)

@@ -386,6 +386,31 @@ class Personas(_TextSet):
         return out
 
 
+class Reranked(System):
+    """The row ``<base>+llm``: the base system's ranking with its top candidates re-ordered by the
+    LLM reranker (``evaluate/rerank.py``); coverage and representation are the base's."""
+
+    def __init__(self, base: System) -> None:
+        super().__init__(f"{base.name}+llm", None)
+        self.base = base
+        self.kind = f"{base.kind}+llm"  # type: ignore[misc]
+        self.raw_spec = f"{base.spec} (reranked by the LLM)"
+        self.llm_built = base.llm_built  # type: ignore[misc]
+        self.not_covered = base.not_covered
+
+    def covers(self, user_id: str) -> bool:
+        return self.base.covers(user_id)
+
+    def representation(self, user_id: str) -> list[str]:
+        return self.base.representation(user_id)
+
+    def llm_tokens(self, user_id: str) -> int:
+        return self.base.llm_tokens(user_id)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.base.describe(), "spec": self.spec, "kind": self.kind, "base": self.base.name}
+
+
 def parse_specs(text: str, ws: Workspace | None = None) -> list[System]:
     """Systems from ``KIND[:NAME][=ARG],...`` (``baselines`` expands; see the module doc)."""
     out: list[System] = []
