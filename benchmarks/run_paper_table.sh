@@ -10,7 +10,7 @@
 #   # the table of docs/evaluate.md ("Results"): 50 held-out test users of 150 per dataset, a model per builder
 #   benchmarks/run_paper_table.sh --datasets aol --users 150 --role test --test-users 50 --max-memories 16 \
 #       --builders single:qwen2.5-coder-1.5b-instruct,cluster:qwen2.5-coder-0.5b-instruct,model:smollm2-135m-instruct \
-#       --model-retries 0 --adapter dpo_listwise=runs/listwise/adapter.gguf --adapter dpo_pairwise=runs/pairwise/adapter.gguf
+#       --model-retries 0 --model-max-tokens 512 --adapter dpo_listwise=runs/listwise/adapter.gguf --adapter dpo_pairwise=runs/pairwise/adapter.gguf
 #
 # Options:
 #   --datasets LIST      comma list of aol, instacart, merrec, movielens (default: aol,instacart,merrec)
@@ -19,8 +19,9 @@
 #   --memory-mode M      extractive (default, no LLM) or llm; --max-days D limits memory days per user
 #   --model NAME         catalog model / GGUF for every LLM step (default: the catalog default)
 #   --builders LIST      persona builders, each B or B:MODEL (default: single,cluster,model)
-#   --max-memories M     memories per persona prompt (default 40); --model-retries R: re-asks of the
-#                        persona model (default 2)
+#   --max-memories M     memories per persona prompt (default 40); --model-retries R and
+#                        --model-max-tokens N: re-asks and answer budget of the persona model
+#                        (defaults 2 and 1024; `train build-groups`/`compare` use 0 and 512)
 #   --adapter NAME=PATH  a trained LoRA for the persona model, evaluated as system NAME (repeatable)
 #   --role R             build personas for and evaluate only the users holding held-out role R (test):
 #                        `train roles --users N --seed S --test-users T --val-users V` assigns them, as
@@ -36,7 +37,7 @@ shared="${PERSONAMINER_SHARED_DATASETS:-$here/../shared/datasets}"
 
 datasets="aol,instacart,merrec"; users=150; seed=0; out="paper-table"; memory_mode="extractive"; max_days=""
 model=""; builders="single,cluster,model"; judge="embedding"; protocol="all"; max_targets=20; no_llm=0
-adapters=(); max_memories=40; model_retries=""; role=""; test_users=30; val_users=10
+adapters=(); max_memories=40; model_retries=""; model_max_tokens=""; role=""; test_users=30; val_users=10
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --datasets) datasets="$2"; shift 2 ;;
@@ -50,6 +51,7 @@ while [[ $# -gt 0 ]]; do
     --adapter) adapters+=("$2"); shift 2 ;;
     --max-memories) max_memories="$2"; shift 2 ;;
     --model-retries) model_retries="$2"; shift 2 ;;
+    --model-max-tokens) model_max_tokens="$2"; shift 2 ;;
     --role) role="$2"; shift 2 ;;
     --test-users) test_users="$2"; shift 2 ;;
     --val-users) val_users="$2"; shift 2 ;;
@@ -57,7 +59,7 @@ while [[ $# -gt 0 ]]; do
     --protocol) protocol="$2"; shift 2 ;;
     --max-targets) max_targets="$2"; shift 2 ;;
     --no-llm) no_llm=1; shift ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -67,6 +69,7 @@ fi
 model_args=(); [[ -n $model ]] && model_args=(--model "$model")
 days_args=(); [[ -n $max_days ]] && days_args=(--max-days "$max_days")
 retry_args=(); [[ -n $model_retries ]] && retry_args=(--max-retries "$model_retries")
+[[ -n $model_max_tokens ]] && retry_args+=(--max-tokens "$model_max_tokens")
 short() { local m="${1#qwen2.5-coder-}"; echo "${m%-instruct}" | tr -c 'a-z0-9\n' '_'; }
 
 input_of() {

@@ -265,6 +265,7 @@ def personas_cmd(
         "retries.")] = 0.7,
     max_retries: Annotated[int, typer.Option("--max-retries", help="Re-asks of an invalid set before it is "
                                              "recorded as failed.")] = 2,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Completion budget of one answer.")] = 1024,
     llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, llm_config_file: LlmConfigOpt = None,
     no_cache: NoCacheOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -280,6 +281,7 @@ def personas_cmd(
                                allow_shared_evidence=shared_evidence, max_memories=max_memories,
                                linkage=linkage,  # type: ignore[arg-type]
                                retry_temperature=retry_temperature or None, max_retries=max_retries,
+                               max_tokens=max_tokens,
                                adapter=str(adapter) if adapter else None)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
