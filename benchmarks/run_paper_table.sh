@@ -10,7 +10,7 @@
 #   # the table of docs/evaluate.md ("Results"): 50 held-out test users of 150 per dataset, a model per builder
 #   benchmarks/run_paper_table.sh --datasets aol --users 150 --role test --test-users 50 --max-memories 16 \
 #       --builders single:qwen2.5-coder-1.5b-instruct,cluster:qwen2.5-coder-0.5b-instruct,model:smollm2-135m-instruct \
-#       --model-retries 0 --model-max-tokens 512 --adapter dpo_listwise=runs/listwise/adapter.gguf --adapter dpo_pairwise=runs/pairwise/adapter.gguf
+#       --model-retries 0 --model-max-tokens 512 --failed-sets chance --adapter dpo_listwise=runs/listwise/adapter.gguf --adapter dpo_pairwise=runs/pairwise/adapter.gguf
 #
 # Options:
 #   --datasets LIST      comma list of aol, instacart, merrec, movielens (default: aol,instacart,merrec)
@@ -28,6 +28,7 @@
 #                        `train build-groups` with the same flags does (the pool stays every split user)
 #   --judge J            quality judge for `score`: embedding (default) or llm
 #   --protocol P         sampled, hard, full or all (default all); --max-targets T (default 20)
+#   --failed-sets F      missing (default) or chance: how `evaluate` counts a failed persona set
 #   --no-llm             skip every LLM step (personas, LLM memories): non-LLM systems only
 set -euo pipefail
 
@@ -37,7 +38,7 @@ shared="${PERSONAMINER_SHARED_DATASETS:-$here/../shared/datasets}"
 
 datasets="aol,instacart,merrec"; users=150; seed=0; out="paper-table"; memory_mode="extractive"; max_days=""
 model=""; builders="single,cluster,model"; judge="embedding"; protocol="all"; max_targets=20; no_llm=0
-adapters=(); max_memories=40; model_retries=""; model_max_tokens=""; role=""; test_users=30; val_users=10
+adapters=(); failed_sets="missing"; max_memories=40; model_retries=""; model_max_tokens=""; role=""; test_users=30; val_users=10
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --datasets) datasets="$2"; shift 2 ;;
@@ -50,6 +51,7 @@ while [[ $# -gt 0 ]]; do
     --builders) builders="$2"; shift 2 ;;
     --adapter) adapters+=("$2"); shift 2 ;;
     --max-memories) max_memories="$2"; shift 2 ;;
+    --failed-sets) failed_sets="$2"; shift 2 ;;
     --model-retries) model_retries="$2"; shift 2 ;;
     --model-max-tokens) model_max_tokens="$2"; shift 2 ;;
     --role) role="$2"; shift 2 ;;
@@ -59,7 +61,7 @@ while [[ $# -gt 0 ]]; do
     --protocol) protocol="$2"; shift 2 ;;
     --max-targets) max_targets="$2"; shift 2 ;;
     --no-llm) no_llm=1; shift ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -138,7 +140,7 @@ for ds in ${datasets//,/ }; do
     step "$ds" "score-$judge" "$pm" score -w "$ws" "${judge_args[@]}" -q
   fi
   step "$ds" evaluate "$pm" evaluate -w "$ws" --protocol "$protocol" --systems "$systems" \
-    --max-targets "$max_targets" --seed "$seed" "${eval_who[@]}" -q
+    --max-targets "$max_targets" --seed "$seed" --failed-sets "$failed_sets" "${eval_who[@]}" -q
   cp "$ws/reports/evaluate.md" "$out/$ds/evaluate.md"
   cp "$ws/reports/evaluate.json" "$out/$ds/evaluate.json"
   echo "== $ds: table in $out/$ds/evaluate.md" >&2

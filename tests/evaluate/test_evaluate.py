@@ -204,3 +204,31 @@ def test_role_restricts_users_not_pool_and_model_names_filter(tmp_path: Path) ->
     assert r["systems"]["big"]["model_name"] == "qwen2.5-coder-1.5b-instruct"
     assert r["systems"]["small"]["model_name"] == "qwen2.5-coder-0.5b-instruct"
     assert "| qwen2.5-coder-1.5b-instruct |" in (path / "reports" / "evaluate.md").read_text()
+
+
+def test_failed_sets_at_chance_keep_the_user_and_cost_the_system(tmp_path: Path) -> None:
+    from personaminer.memories import MemoryConfig, run_memories
+
+    path = topic_workspace(tmp_path / "ws", n_users=10)
+    _split(path)
+    with Workspace(path) as ws:
+        users = ws.users()
+        run_memories(ws, users, MemoryConfig(mode="extractive"), embedder=BagOfWordsEmbedder(), progress=False)
+        for i, u in enumerate(users):
+            if i < 4:  # four failures
+                plant_persona_set(ws, u, "model", [], status="failed", tokens=70)
+            else:
+                plant_persona_set(ws, u, "model", [("Interest", " ".join(a.text for a in ws.user_actions(u)[:6]))])
+    missing = _evaluate(path, systems="random,history_embed,personas:m=model")
+    chance = _evaluate(path, systems="random,history_embed,personas:m=model", failed_sets="chance")
+    assert missing["users"]["common"] == 6 and chance["users"]["common"] == 10
+    assert chance["systems"]["m"]["failed_sets_at_chance"] == 4 and chance["systems"]["m"]["not_covered"] == {}
+    for p in ("sampled", "hard", "full"):
+        own = chance["own_coverage"][p]["m"]["hit@10"]
+        # six real users as before, four at the chance level of random
+        expect = (6 * missing["own_coverage"][p]["m"]["hit@10"] + 4 * chance["own_coverage"][p]["random"]["hit@10"]) / 10
+        assert own == pytest.approx(expect, abs=0.01), p
+        assert _hr(chance, p, "m") < _hr(missing, p, "m")
+    assert "failed sets at chance: 4" in (path / "reports" / "evaluate.md").read_text()
+    with pytest.raises(ValueError, match="missing or chance"):
+        EvalConfig(failed_sets="drop")

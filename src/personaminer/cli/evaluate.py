@@ -100,6 +100,8 @@ def evaluate_cmd(
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples.")] = 1000,
     shuffle_targets: Annotated[bool, typer.Option("--shuffle-targets", help="Control: score each user against "
                                                   "another user's targets (should give chance).")] = False,
+    failed_sets: Annotated[str, typer.Option("--failed-sets", help="missing: a failed persona set drops the user "
+                                             "from the main tables; chance: it ranks every candidate alike.")] = "missing",
     rerank: Annotated[str | None, typer.Option("--rerank", help="llm: add a row <system>+llm per reranked system, "
                                                "its top candidates re-ordered by an LLM yes/no question.")] = None,
     rerank_top: Annotated[int, typer.Option("--rerank-top", help="Candidates the reranker re-orders.")] = 10,
@@ -118,6 +120,7 @@ def evaluate_cmd(
         config = EvalConfig(protocols=protocols, systems=systems, max_targets=max_targets, seed=seed, users=users, role=role,
                             n_negatives=negatives, near_duplicate=near_duplicate, baseline=baseline,
                             bootstrap=bootstrap, shuffle_targets=shuffle_targets, rerank=rerank,
+                            failed_sets=failed_sets,
                             rerank_top=rerank_top,
                             rerank_systems=[x.strip() for x in rerank_systems.split(",")] if rerank_systems else None)
     except ValueError as exc:

@@ -71,6 +71,9 @@ class EvalConfig:
         seeded derangement); negatives exclude both users' texts. Personalized systems should
         fall to the chance level.
     kinds: the interaction kinds (default: ``query`` if present, else all but ``click``).
+    failed_sets: ``missing`` (a user whose persona set failed is not covered by that system, so
+        the main tables drop the user) or ``chance`` (the system covers the user but ranks
+        every candidate alike: the failure counts against it, at the chance level).
     rerank: ``llm`` adds, for each system of ``rerank_systems``, a row ``<name>+llm`` whose
         top ``rerank_top`` candidates are re-ordered by an LLM yes/no question
         (``evaluate/rerank.py``); None: no reranking.
@@ -90,11 +93,14 @@ class EvalConfig:
     bootstrap: int = 1000
     shuffle_targets: bool = False
     kinds: list[str] | None = None
+    failed_sets: str = "missing"
     rerank: str | None = None
     rerank_top: int = 10
     rerank_systems: list[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.failed_sets not in ("missing", "chance"):
+            raise ValueError(f"failed_sets must be missing or chance, not {self.failed_sets!r}")
         if self.rerank not in (None, "llm"):
             raise ValueError(f"unknown reranker {self.rerank!r}: the only one is llm")
         if self.rerank_top < 2:
@@ -192,7 +198,8 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, llm
             chunks.append(embedder.encode(pool_texts[s:s + 2048]))
             bar.update(emb_task, advance=len(chunks[-1]))
         pool_vectors = np.concatenate(chunks) if chunks else np.zeros((0, 384), dtype=np.float32)
-        ctx = EvalContext(ws=ws, data=data, embedder=embedder, pool_vectors=pool_vectors)
+        ctx = EvalContext(ws=ws, data=data, embedder=embedder, pool_vectors=pool_vectors,
+                          failed_as_chance=config.failed_sets == "chance")
         ctx._vec.update({int(t): pool_vectors[i] for i, t in enumerate(data.pool)})
         hist = [i for i in dict.fromkeys(i for u in users for i in data.users[u].history) if i not in ctx._vec]
         hist_task = bar.add_task("embed history", total=len(hist), stats="")
@@ -498,7 +505,8 @@ def to_markdown(r: dict[str, Any]) -> str:
              f"(skipped: {r['users']['skipped_reasons'] or 'none'}). Targets on common users: "
              f"{r['targets']['targets']} ({r['targets']['repeats']} repeats, {r['targets']['novel']} novel), at most "
              f"{c['max_targets']} per user, seed {c['seed']}. Future pool: {r['pool']['distinct_future_texts']} distinct "
-             f"texts. Bootstrap: {c['bootstrap']} resamples over users. Embedder: {r['embed_model']}."
+             f"texts. Bootstrap: {c['bootstrap']} resamples over users. Embedder: {r['embed_model']}. "
+             f"A failed persona set counts as {'chance (the system ranks every candidate alike for that user)' if c.get('failed_sets') == 'chance' else 'missing (the user leaves the main tables)'}."
              + (f" **Control: targets shuffled across users** ({r['targets']['shuffled_shared_dropped']} targets that "
                 "the scored user also has in their own history or future left out)." if c["shuffle_targets"] else ""),
              ""]
@@ -544,7 +552,9 @@ def to_markdown(r: dict[str, Any]) -> str:
         model = s.get("model_name") or (s.get("model") or "")[:12] or "-"
         if s.get("model") and "+lora:" in s["model"]:
             model += f" + LoRA {Path(str((s.get('config') or {}).get('adapter') or '')).parent.name or 'adapter'}"
-        lines.append(f"| {name} | `{s['spec']}` | {model} | {s['covered_users']} | {s['not_covered'] or '-'} | "
+        nc = ", ".join([f"{k}: {v}" for k, v in (s["not_covered"] or {}).items()]
+                       + ([f"failed sets at chance: {s['failed_sets_at_chance']}"] if s.get("failed_sets_at_chance") else []))
+        lines.append(f"| {name} | `{s['spec']}` | {model} | {s['covered_users']} | {nc or '-'} | "
                      f"{_num(s['representation_tokens_per_user'])} | {_num(s['llm_tokens_per_user'])} | "
                      f"{s['build_seconds_per_user'] if s['build_seconds_per_user'] is not None else '-'} | "
                      f"{s['score_seconds']} |")

@@ -58,6 +58,7 @@ class EvalContext:
     data: EvalData
     embedder: Embedder
     pool_vectors: np.ndarray  #: (len(pool), dim), L2-normalised
+    failed_as_chance: bool = False  #: a failed persona set scores every candidate alike (chance), not missing
     _vec: dict[int, np.ndarray] = field(default_factory=dict)
 
     def text_vectors(self, idx: Sequence[int]) -> np.ndarray:
@@ -222,9 +223,10 @@ class _TextSet(System):
         super().prepare(ctx, users)
         self._texts: dict[str, list[str]] = {}
         self._tokens: dict[str, int] = {}
+        self.chance_users: set[str] = set()  #: covered with no representation: every candidate scores alike
         self.load(ctx.ws, list(users))
         for u in users:
-            if not self._texts.get(u) and u not in self.not_covered:
+            if not self._texts.get(u) and u not in self.not_covered and u not in self.chance_users:
                 self.not_covered[u] = "no representation"
         distinct = sorted({t for ts in self._texts.values() for t in ts})
         vecs = ctx.embedder.encode(distinct) if distinct else np.zeros((0, ctx.pool_vectors.shape[1]))
@@ -240,6 +242,8 @@ class _TextSet(System):
         return self._tokens.get(user_id, 0)
 
     def score(self, user_id: str) -> np.ndarray:
+        if user_id in self.chance_users:
+            return np.zeros(len(self.ctx.pool_vectors), dtype=np.float32)
         rep = np.stack([self._vectors[t] for t in self._texts[user_id]])
         return max_cosine(rep, self.ctx.pool_vectors)
 
@@ -369,18 +373,23 @@ class Personas(_TextSet):
             if cfg != g.config:
                 continue
             if status == "failed":
-                self.not_covered[uid] = "failed set"
+                if self.ctx.failed_as_chance:  # the failure is the system's: it ranks nothing for this user
+                    self.chance_users.add(uid)
+                    self._tokens[uid] = int(tokens) + mem_tokens.get(uid, 0)
+                else:
+                    self.not_covered[uid] = "failed set"
                 continue
             self.set_ids[uid] = set_id
             self._tokens[uid] = int(tokens) + mem_tokens.get(uid, 0)
             if label is not None:
                 self._texts.setdefault(uid, []).append(f"{' '.join(label.split())}: {' '.join(desc.split())}")
         for u in users:
-            if u not in self._texts and u not in self.not_covered:
+            if u not in self._texts and u not in self.not_covered and u not in self.chance_users:
                 self.not_covered[u] = "no persona set"
 
     def describe(self) -> dict[str, Any]:
-        out = {**super().describe(), "builder": self.builder, "filters": self.terms, "memory_set": self.memory_set}
+        out = {**super().describe(), "builder": self.builder, "filters": self.terms, "memory_set": self.memory_set,
+               "failed_sets_at_chance": len(getattr(self, "chance_users", ()))}
         if self.group is not None:
             out.update(model=self.group.model, model_name=self.group.model_name(), config=self.group.config)
         return out
