@@ -9,7 +9,7 @@
 The original workspace is never written: both controls run on copies.
 
     python benchmarks/leakage_controls.py -w paper-table/aol/ws --role test \\
-        --systems baselines,memories=extractive,personas:single=single
+        --systems baselines,memories=extractive,personas:single=single --failed-sets chance
 """
 
 from __future__ import annotations
@@ -58,23 +58,28 @@ def main() -> None:
     ap.add_argument("-w", "--workspace", type=Path, required=True)
     ap.add_argument("--role", default=None, help="evaluate only the users holding this held-out role")
     ap.add_argument("--systems", default="baselines", help="systems of the shuffled control (default: baselines)")
+    ap.add_argument("--failed-sets", default="missing", choices=["missing", "chance"],
+                    help="how a failed persona set counts (see `evaluate --failed-sets`)")
     ap.add_argument("--max-targets", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="JSON summary (default: W/reports/controls.json)")
     args = ap.parse_args()
     embedder = MiniLMEmbedder()
-    summary: dict = {"workspace": str(args.workspace), "role": args.role, "seed": args.seed}
+    summary: dict = {"workspace": str(args.workspace), "role": args.role, "seed": args.seed,
+                     "systems": args.systems, "failed_sets": args.failed_sets}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         shuffled_ws = _copy(args.workspace, Path(tmp) / "shuffled")
         with Workspace(shuffled_ws) as ws:
-            conf = dict(max_targets=args.max_targets, seed=args.seed, role=args.role, bootstrap=200)
+            conf = dict(max_targets=args.max_targets, seed=args.seed, role=args.role, bootstrap=200,
+                        failed_sets=args.failed_sets)
             real = run_evaluation(ws, EvalConfig(systems=args.systems, **conf), embedder=embedder, progress=False)
             shuf = run_evaluation(ws, EvalConfig(systems=args.systems, shuffle_targets=True, **conf),
                                   embedder=embedder, progress=False)
         users = real["common_users"]
         n_t = shuf["targets"]["targets"]
-        print(f"shuffled targets: {len(users)} users, {n_t} targets; HR@10 in percent, real -> shuffled "
+        print(f"shuffled targets: {len(users)} users, {n_t} targets ({shuf['targets']['shuffled_shared_dropped']} left "
+              "out: the scored user has them too); HR@10 in percent, real -> shuffled "
               "(chance = 10 / candidates; 'at chance' = within 4 standard errors)")
         summary["shuffled"] = {}
         for p in real["results"]:
