@@ -43,7 +43,7 @@ test=(--memories extractive --role test -q)
 big=(--model qwen2.5-coder-1.5b-instruct)
 small=(--model smollm2-135m-instruct --max-memories 16 --max-retries 0 --max-tokens 512)
 t single "$pm" personas -w "$ws" -b single "${big[@]}" --max-memories 16 "${test[@]}"
-t cluster "$pm" personas -w "$ws" -b cluster "${big[@]}" --max-memories 10 --max-tokens 256 "${test[@]}"
+t cluster "$pm" personas -w "$ws" -b cluster "${big[@]}" --max-memories 8 --max-tokens 256 "${test[@]}"
 t model_base "$pm" personas -w "$ws" -b model "${small[@]}" "${test[@]}"
 systems='baselines,memories=extractive,personas:single=single:1.5b,personas:cluster=cluster:1.5b'
 systems+=',personas:model_base=model:smollm2+!lora'
