@@ -345,6 +345,9 @@ class Personas(_TextSet):
         self.memory_set = self.memory_set or None  # type: ignore[assignment]
         self.terms = [t for t in filt.split("+") if t]
         self.group: PersonaGroup | None = None
+        self._texts: dict[str, list[str]] = {}
+        self._tokens: dict[str, int] = {}
+        self.chance_users: set[str] = set()
 
     def load(self, ws: Workspace, users: list[str]) -> None:
         groups = [g for g in persona_groups(ws, self.builder)
@@ -373,7 +376,7 @@ class Personas(_TextSet):
             if cfg != g.config:
                 continue
             if status == "failed":
-                if self.ctx.failed_as_chance:  # the failure is the system's: it ranks nothing for this user
+                if getattr(getattr(self, "ctx", None), "failed_as_chance", False):  # the system ranks nothing
                     self.chance_users.add(uid)
                     self._tokens[uid] = int(tokens) + mem_tokens.get(uid, 0)
                 else:
