@@ -252,7 +252,9 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, llm
                         record(reranked[s.name].name, task, p, reranker.counts(
                             s.name, scores, task.targets, cands, pool_texts,
                             s.representation(task.user_id), counts))
-                        score_seconds[reranked[s.name].name] += time.perf_counter() - t1
+                        spent = time.perf_counter() - t1
+                        score_seconds[reranked[s.name].name] += spent
+                        t0 += spent  # the base row's time leaves out its reranking
                 score_seconds[s.name] += time.perf_counter() - t0
             bar.update(user_task, advance=1)
 
