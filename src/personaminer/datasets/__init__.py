@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from personaminer.datasets.aol import ORIGINAL_HEADER, AolAdapter
-from personaminer.datasets.base import Adapter, InputError, read_header
+from personaminer.datasets.base import Adapter, InputError, read_header, require_file
 from personaminer.datasets.fetch import fetch_movielens_100k
 from personaminer.datasets.generic import GenericAdapter
 from personaminer.datasets.instacart import SAMPLE_FILE, InstacartAdapter
@@ -46,16 +46,18 @@ def make_adapter(fmt: str, path: str | Path, *, mapping: dict[str, str] | None =
         if not mapping:
             raise InputError(f"--format {fmt} needs a column mapping: --map user_id=COL --map ts=COL --map text=COL")
         delimiter = "\t" if fmt == "tsv" else options.pop("delimiter", None)
-        return GenericAdapter(path, format="csv" if fmt == "tsv" else fmt, mapping=mapping,
-                              delimiter=delimiter, **options)
+        try:
+            return GenericAdapter(path, format="csv" if fmt == "tsv" else fmt, mapping=mapping,
+                                  delimiter=delimiter, **options)
+        except TypeError as exc:
+            raise InputError(f"unsupported option for --format {fmt}: {exc}; generic formats take "
+                             "ts_format, ts_unit, kind and delimiter") from exc
     raise InputError(f"unknown format {fmt!r}; choose one of: auto, {', '.join(formats())}")
 
 
 def detect_format(path: str | Path) -> str:
     """Guess the format of ``path`` from its name and first bytes; raise if unsure."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"input not found: {p} (check the path)")
+    p = require_file(Path(path))
     if p.is_dir():
         names = {f.name for f in p.iterdir()}
         if SAMPLE_FILE in names or "order_products__prior.csv" in names:
@@ -84,13 +86,17 @@ def detect_format(path: str | Path) -> str:
     if name.endswith((".jsonl", ".ndjson")):
         return "jsonl"
     if name.endswith(".parquet"):
-        import pyarrow.parquet as pq
+        from personaminer.datasets.generic import parquet_schema
 
-        cols = set(pq.read_schema(p).names)
+        cols = set(parquet_schema(require_file(p)).names)
         return "merrec" if set(MERREC_COLUMNS) <= cols else "parquet"
+    require_file(p)
     opener = gzip.open if name.endswith(".gz") else open
-    with opener(p, "rb") as fh:
-        head = fh.read(4096)
+    try:
+        with opener(p, "rb") as fh:
+            head = fh.read(4096)
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise InputError(f"cannot read {p}: {exc} (a truncated or corrupt file?)") from exc
     if head.startswith(ORIGINAL_HEADER):
         return "aol"
     if name.endswith(".csv"):

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from personaminer.datasets.base import ArrowChunk, InputError, require_file
+from personaminer.datasets.base import ArrowChunk, InputError, blank_sql, require_file
 
 NAME = "aol"
 ORIGINAL_HEADER = b"AnonID\tQuery\tQueryTime\tItemRank\tClickURL"
@@ -73,15 +73,17 @@ SELECT_SQL = f"""
            CASE WHEN kind = 'click' THEN body ELSE coalesce(body || chr(9) || ts_raw, body) END AS raw,
            user_id, {_TS_SQL} AS ts, ts_raw, kind,
            CASE WHEN kind = 'click' THEN {_SITE_SQL} ELSE trim(body) END AS text,
-           CASE WHEN kind = 'click' THEN trim(body) END AS item_id,
-           CASE WHEN kind = 'click' AND rank IS NULL THEN CAST(to_json({{'query': query, 'url': trim(body)}}) AS VARCHAR)
-                WHEN kind = 'click' THEN CAST(to_json({{'query': query, 'rank': try_cast(rank AS INTEGER),
-                                                       'url': trim(body)}}) AS VARCHAR) END AS attrs,
+           CASE WHEN kind = 'click' THEN left(trim(body), $max_text) END AS item_id,
+           CASE WHEN kind = 'click' AND rank IS NULL
+                THEN CAST(to_json({{'query': left(query, $max_text), 'url': left(trim(body), $max_text)}}) AS VARCHAR)
+                WHEN kind = 'click' THEN CAST(to_json({{'query': left(query, $max_text),
+                                                       'rank': try_cast(rank AS INTEGER),
+                                                       'url': left(trim(body), $max_text)}}) AS VARCHAR) END AS attrs,
            CASE WHEN error IS NOT NULL THEN error
-                WHEN kind = 'click' AND (query IS NULL OR trim(query) = '' OR {_TS_SQL} IS NULL) THEN 'orphan click'
+                WHEN kind = 'click' AND ({blank_sql('query')} OR {_TS_SQL} IS NULL) THEN 'orphan click'
            END AS error,
            CASE WHEN error IS NOT NULL THEN detail
-                WHEN kind = 'click' AND (query IS NULL OR trim(query) = '' OR {_TS_SQL} IS NULL)
+                WHEN kind = 'click' AND ({blank_sql('query')} OR {_TS_SQL} IS NULL)
                 THEN 'the query line of this record was quarantined, so the click has no time' END AS detail
     FROM _chunk
 """

@@ -39,17 +39,79 @@ STAGING_COLUMNS: dict[str, pa.DataType] = {
 
 STAGING_SCHEMA = pa.schema(list(STAGING_COLUMNS.items()))
 
-#: The shared validation rules, in priority order; NULL means the row is a valid action.
-REASON_SQL = """
+#: A character that carries nothing a reader could see: whitespace, Unicode separators, control and
+#: format characters (zero-width spaces, byte order marks, bidi marks). A user id, a time or a text
+#: made only of these counts as missing.
+BLANK_RE = r"[\s\p{Z}\p{C}]"
+
+
+def blank_sql(expr: str) -> str:
+    """SQL: ``expr`` is NULL or holds only :data:`BLANK_RE` characters."""
+    return f"({expr} IS NULL OR regexp_replace({expr}, '{BLANK_RE}', '', 'g') = '')"
+
+
+#: Epoch units a numeric time may be written in, and their size in seconds.
+EPOCH_UNITS: dict[str, float] = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+EPOCH_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+#: Beyond this many seconds from 1970 a number is no time at all (about the year 5138); DuckDB's own
+#: limit is far above it, so no conversion can fail on a row.
+EPOCH_LIMIT_S = 1e11
+
+
+def epoch_sql(num: str, unit: str = "s") -> str:
+    """SQL: the TIMESTAMP of a DOUBLE ``num`` of epoch ``unit`` units; NULL when not finite or out of range."""
+    if unit not in EPOCH_UNITS:
+        raise InputError(f"ts_unit must be one of {', '.join(EPOCH_UNITS)}, not {unit!r}")
+    f = EPOCH_UNITS[unit]
+    x = f"({num}) / {f!r}"
+    return f"to_timestamp(CASE WHEN abs({x}) < {EPOCH_LIMIT_S!r} THEN {x} END)::TIMESTAMP"
+
+
+#: The shared validation rules, in priority order; NULL means the row is a valid action. It reads the
+#: staging columns plus ``_num`` (the time as a number, if it is one) and the parameters ``$min_ts``
+#: and ``$max_ts`` (the plausibility window).
+REASON_SQL = f"""
 CASE
     WHEN error IS NOT NULL THEN error
-    WHEN user_id IS NULL OR trim(user_id) = '' THEN 'missing user'
-    WHEN ts_raw IS NULL OR trim(ts_raw) = '' THEN 'missing timestamp'
-    WHEN ts IS NULL THEN 'unparseable timestamp'
-    WHEN text IS NULL OR trim(text) = '' THEN 'empty text'
+    WHEN {blank_sql('user_id')} THEN 'missing user'
+    WHEN {blank_sql('ts_raw')} THEN 'missing timestamp'
+    WHEN (ts IS NULL OR NOT isfinite(ts)) AND NOT coalesce(isfinite(_num), false) THEN 'unparseable timestamp'
+    WHEN ts IS NULL OR NOT isfinite(ts) OR ts < $min_ts OR ts > $max_ts THEN 'implausible timestamp'
+    WHEN {blank_sql('text')} THEN 'empty text'
     WHEN kind IS NULL OR NOT regexp_full_match(kind, '[a-z][a-z0-9_]*') THEN 'invalid kind'
 END
 """
+
+
+def detail_sql(ts_unit: str = "s") -> str:
+    """SQL: the words stored with a quarantined row, when the adapter gave none.
+
+    For an implausible time it names the window and, for a number, how it reads in every other
+    epoch unit that lands inside the window (milliseconds written in a seconds column, ...).
+    Reads ``reason``, ``_num``, ``ts``, ``ts_raw`` and the parameters ``$min_ts``, ``$max_ts``.
+    """
+    window = "strftime($min_ts, '%Y-%m-%d') || ' .. ' || strftime($max_ts, '%Y-%m-%d')"
+    fmt = "'%Y-%m-%d %H:%M:%S'"
+    hints = " ".join(
+        f"WHEN {epoch_sql('_num', u)} BETWEEN $min_ts AND $max_ts THEN '; read as epoch {EPOCH_UNIT_NAMES[u]} it is ' "
+        f"|| strftime({epoch_sql('_num', u)}, {fmt}) || ' (generic formats: --option ts_unit={u})'"
+        for u in EPOCH_UNITS if u != ts_unit)
+    return f"""
+    CASE
+        WHEN detail IS NOT NULL THEN detail
+        WHEN reason = 'implausible timestamp' AND _num IS NOT NULL THEN
+            left(ts_raw, 40) || ' read as epoch {EPOCH_UNIT_NAMES.get(ts_unit, ts_unit)} is '
+            || coalesce(strftime(ts, {fmt}), 'beyond the year 5000')
+            || ', outside the plausible window ' || {window} || coalesce(CASE {hints} END, '')
+        WHEN reason = 'implausible timestamp' THEN
+            left(ts_raw, 40) || ' is outside the plausible window ' || {window}
+            || ' (widen it with --min-ts / --max-ts)'
+        WHEN reason = 'unparseable timestamp' AND _num IS NOT NULL THEN left(ts_raw, 40) || ' is not a finite number'
+        WHEN reason = 'missing user' AND user_id IS NOT NULL THEN 'the user id has no visible character'
+        WHEN reason = 'empty text' AND text IS NOT NULL THEN 'the text has no visible character'
+    END
+    """
+
 
 #: SQL twin of :func:`personaminer.schema.action_id` (the tests check they agree).
 ACTION_ID_SQL = (
@@ -167,10 +229,22 @@ class RowBuffer:
 
 
 def require_file(path: Path, what: str = "input") -> Path:
-    """Check that ``path`` exists, is readable and not empty; raise :class:`InputError` if not."""
-    if not path.exists():
-        raise InputError(f"{what} not found: {path} (check the path)")
-    if path.is_file():
+    """Check that ``path`` is a readable, non-empty file or a folder; raise :class:`InputError` if not.
+
+    A FIFO, socket or device is refused before it is opened (opening a FIFO would wait forever).
+    """
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"{what} not found: {path} (check the path)") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror} (check the path and its permissions)") from exc
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        what_is = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise InputError(f"{path} is {what_is}, not a regular file: save the log to a file and ingest that")
+    if stat.S_ISREG(mode):
         try:
             with path.open("rb") as fh:
                 fh.read(1)
@@ -182,8 +256,19 @@ def require_file(path: Path, what: str = "input") -> Path:
 
 
 def sql_str(value: str | Path) -> str:
-    """A SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
+    """A SQL string literal of any text (for the places DuckDB takes no parameter: file names in
+    ``read_csv``/``COPY``, settings). Quotes are doubled; a NUL, which no literal can hold, is refused."""
+    text = str(value)
+    if "\x00" in text:
+        raise InputError(f"a NUL character cannot be part of a path or setting: {text!r}")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    """A SQL identifier (a column name from the input's header, whatever it holds)."""
+    if "\x00" in name:
+        raise InputError(f"a column name holds a NUL character: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
 
 
 _scan_counter = 0
@@ -216,8 +301,11 @@ def read_header(path: Path, delim: str = ",") -> list[str]:
     """The header line of a delimited text file, as column names (quotes stripped)."""
     import csv
 
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
-        row = next(csv.reader(fh, delimiter=delim), None)
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:  # -sig: drop a BOM
+        try:
+            row = next(csv.reader(fh, delimiter=delim), None)
+        except csv.Error as exc:
+            raise InputError(f"{path}: cannot read its header line ({exc})") from exc
     if not row:
         raise InputError(f"{path} has no header line")
     return [c.strip() for c in row]

@@ -35,14 +35,14 @@ def _v(col: str) -> str:
     return f"nullif(trim(CAST(t.{col} AS VARCHAR)), '')"
 
 
-def _select(source_file: str, row_sql: str) -> str:
+def _select(source_file: str, row_sql: str, line_sql: str = "NULL::BIGINT") -> str:
     kinds = " ".join(f"WHEN '{e}' THEN '{k}'" for e, k in EVENT_KINDS.items())
     path = f"concat_ws(' > ', {_v('c0_name')}, {_v('c1_name')}, {_v('c2_name')})"
     attrs = ", ".join(f"'{k}': {_v(k)}" for k in [
         "price", "session_id", "sequence_id", "product_id", "brand_name", "item_condition_name", "size_name",
         "color", "shipper_name", "event_id"])
     return f"""
-        {sql_str(source_file)} AS source_file, NULL::BIGINT AS line, {row_sql} AS row_number, {row_sql} AS ord,
+        {sql_str(source_file)} AS source_file, {line_sql} AS line, {row_sql} AS row_number, {row_sql} AS ord,
         CAST(to_json(t) AS VARCHAR) AS raw,
         {_v('user_id')} AS user_id,
         try_strptime({_v('stime')}, '%Y-%m-%d %H:%M:%S') AS ts, {_v('stime')} AS ts_raw,
@@ -88,4 +88,4 @@ class MerRecAdapter:
             if missing:
                 raise InputError(f"{f} is not a MerRec file: missing columns {', '.join(missing)} "
                                  "(use --format csv with --map for other layouts)")
-            yield csv_chunk(f, _select(str(f), "t.__row"), columns=header)
+            yield csv_chunk(f, _select(str(f), "t.__row", "t.__row + 1"), columns=header)

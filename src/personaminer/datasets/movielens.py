@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from personaminer.datasets.base import InputError, SqlChunk, csv_chunk, read_header, require_file, sql_str
+from personaminer.datasets.base import InputError, SqlChunk, csv_chunk, epoch_sql, read_header, require_file, sql_str
 
 NAME = "movielens"
 
@@ -53,7 +53,7 @@ class MovieLensAdapter:
             {sql_str(str(self.inter))} AS source_file, t.__row + 1 AS line, t.__row AS row_number, t.__row AS ord,
             concat_ws(chr(9), t.user_id, t.item_id, t.rating, t.timestamp) AS raw,
             nullif(trim(t.user_id), '') AS user_id,
-            to_timestamp(try_cast(t.timestamp AS DOUBLE))::TIMESTAMP AS ts, t.timestamp AS ts_raw,
+            {epoch_sql('try_cast(t.timestamp AS DOUBLE)')} AS ts, t.timestamp AS ts_raw,
             'rating' AS kind,
             CASE WHEN i.movie_title IS NOT NULL THEN trim(i.movie_title)
                  || coalesce(' (' || {year} || ')', '') || coalesce(' | ' || replace({genres}, ' ', ', '), '') END AS text,
