@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
+from personaminer import terminal
 from personaminer.datasets import detect_format, make_adapter
 from personaminer.datasets.base import (
     ACTION_ID_SQL,
@@ -255,7 +256,9 @@ def _stage_chunk(ws: Workspace, chunk: SqlChunk | ArrowChunk, index: int, params
             for stmt in chunk.setup:
                 con.execute(stmt, _bind(stmt, params))
         con.execute(sql, _bind(sql, params))
-    except Exception as exc:  # duckdb raises many subclasses; all mean the input is unusable
+    except Exception as exc:  # duckdb raises many subclasses; all but a failing disk mean the input is unusable
+        if _machine_fault(exc):
+            raise
         raise InputError(f"cannot read {chunk.source_file}: {str(exc).splitlines()[0]}") from exc
     finally:
         if isinstance(chunk, ArrowChunk):
@@ -274,6 +277,13 @@ def _stage_chunk(ws: Workspace, chunk: SqlChunk | ArrowChunk, index: int, params
         con.execute(f"DROP TABLE IF EXISTS {errors}")
         con.execute(f"DROP TABLE IF EXISTS {scans}")
     return con.execute(f"SELECT count(*) FROM {_STAGE}").fetchall()[0][0] - before
+
+
+def _machine_fault(exc: BaseException) -> bool:
+    """A failure of the machine (disk full, out of memory), not of the input: never blamed on the input."""
+    text = str(exc)
+    return isinstance(exc, OSError | MemoryError) or any(
+        s in text for s in ("No space left on device", "Could not write file", "Out of Memory", "out of memory"))
 
 
 def _check_plausible(ws: Workspace, fmt: str, path: Path, min_rows: int = 20) -> None:
@@ -353,5 +363,4 @@ def _duck_type(name: str) -> str:
 
 
 def _progress(enabled: bool) -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                    disable=not enabled, transient=False)
+    return terminal.progress(disable=not enabled, transient=False)

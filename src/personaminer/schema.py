@@ -85,9 +85,14 @@ CREATE TABLE IF NOT EXISTS runs (
     status      VARCHAR NOT NULL,
     config      JSON,
     versions    JSON,
-    summary     JSON
+    summary     JSON,
+    pid         INTEGER,
+    host        VARCHAR
 )
 """
+
+#: Columns added to ``runs`` after workspaces existed; opening an older workspace adds them.
+RUNS_ADDED_COLUMNS = {"pid": "INTEGER", "host": "VARCHAR"}
 
 
 class Action(BaseModel):

@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import platform
+import re
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,12 +23,16 @@ from typing import Any
 
 import duckdb
 
-from personaminer.schema import ACTIONS_DDL, QUARANTINE_DDL, RUNS_DDL, SPLITS_DDL, Action
+from personaminer.datasets.base import sql_str
+from personaminer.schema import ACTIONS_DDL, QUARANTINE_DDL, RUNS_ADDED_COLUMNS, RUNS_DDL, SPLITS_DDL, Action
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKSPACE = Path("personaminer-workspace")
 DB_FILE = "workspace.duckdb"
+
+#: Runs this process has started and not yet finished (see :meth:`Workspace._mark_interrupted`).
+_ACTIVE_RUNS: set[str] = set()
 
 
 class WorkspaceError(RuntimeError):
@@ -71,16 +77,22 @@ class Workspace:
             self.con = duckdb.connect(str(self.path / DB_FILE), read_only=read_only)
         except (OSError, duckdb.Error) as exc:
             raise WorkspaceError(f"cannot open workspace {self.path}: {exc}") from exc
+        if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B|B|%)?", memory_limit.strip(), flags=re.IGNORECASE):
+            self.con.close()
+            raise WorkspaceError(f"memory_limit must look like 1GB or 512MiB, not {memory_limit!r}")
         self.con.execute("SET TimeZone = 'UTC'")
-        self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        self.con.execute(f"SET memory_limit = {sql_str(memory_limit.strip())}")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         if not read_only:
             tmp = self.path / "tmp"
             tmp.mkdir(exist_ok=True)
-            self.con.execute(f"SET temp_directory = '{tmp.as_posix()}'")
+            self.con.execute(f"SET temp_directory = {sql_str(tmp.as_posix())}")
             for ddl in (ACTIONS_DDL, QUARANTINE_DDL, RUNS_DDL, SPLITS_DDL):
                 self.con.execute(ddl)
+            for column, typ in RUNS_ADDED_COLUMNS.items():  # workspaces made before these columns existed
+                self.con.execute(f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {column} {typ}")
+            self._mark_interrupted()
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
@@ -105,18 +117,34 @@ class Workspace:
         run_id = f"{command}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         summary: dict[str, Any] = {"run_id": run_id}
         self.con.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, NULL, 'running', ?, ?, NULL)",
-            [run_id, command, _utcnow(), json.dumps(config, default=str), json.dumps(package_versions())],
+            "INSERT INTO runs (run_id, command, started_at, finished_at, status, config, versions, summary, pid, host) "
+            "VALUES (?, ?, ?, NULL, 'running', ?, ?, NULL, ?, ?)",
+            [run_id, command, _utcnow(), json.dumps(config, default=str), json.dumps(package_versions()),
+             os.getpid(), socket.gethostname()],
         )
+        _ACTIVE_RUNS.add(run_id)
         status = "failed"
         try:
             yield summary
             status = "ok"
         finally:
+            _ACTIVE_RUNS.discard(run_id)
             self.con.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?",
                 [_utcnow(), status, json.dumps(summary, default=str), run_id],
             )
+
+    def _mark_interrupted(self) -> None:
+        """Runs left ``running`` by a process that is gone become ``interrupted``.
+
+        DuckDB lets one process at a time open a database for writing, so when this process holds
+        it, a ``running`` row that is not one of this process's own live runs belongs to a process
+        that was killed (or crashed) before it could record its end.
+        """
+        active = sorted(_ACTIVE_RUNS)
+        self.con.execute(
+            "UPDATE runs SET status = 'interrupted' WHERE status = 'running' AND NOT list_contains(?, run_id)",
+            [active])
 
     def write_report(self, command: str, data: dict[str, Any]) -> Path:
         """Write ``reports/<command>.json`` atomically and return its path."""
@@ -151,6 +179,12 @@ class Workspace:
             "quarantined": sum(reasons.values()),
             "quarantine_reasons": reasons,
             "runs": con.execute("SELECT count(*) FROM runs").fetchall()[0][0],
+            "runs_by_status": dict(con.execute(
+                "SELECT status, count(*) FROM runs GROUP BY 1 ORDER BY 2 DESC").fetchall()),
+            "interrupted_runs": [
+                {"run_id": r, "command": c, "started_at": t} for r, c, t in con.execute(
+                    "SELECT run_id, command, started_at FROM runs WHERE status = 'interrupted' "
+                    "ORDER BY started_at DESC LIMIT 5").fetchall()],
         }
 
     def users(self, *, limit: int | None = None, sample: int | None = None, seed: int = 0,

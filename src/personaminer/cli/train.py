@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from personaminer.datasets.base import InputError
 from personaminer.store import DEFAULT_WORKSPACE, Workspace
+from personaminer.terminal import console as _console
+from personaminer.terminal import markup
 
 app = typer.Typer(no_args_is_help=True)
-console = Console()
+console = _console()
 
 WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder.")]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Persona model: catalog name or GGUF path.")]
@@ -73,7 +74,7 @@ def build_groups_cmd(
             meta = build_groups(ws, ids, config, llm=llm, embedder=MiniLMEmbedder(), out_dir=out, sample=sample)
         finally:
             llm.close()
-    table = Table(title=f"preference groups -> {out or Path(workspace) / 'train'}", show_header=False)
+    table = Table(title=f"preference groups -> {markup(out or Path(workspace) / 'train')}", show_header=False)
     for k, v in meta["counts"].items():
         table.add_row(k.replace("_", " "), f"{v:,}")
     for k, v in meta["sampling"].items():
@@ -102,7 +103,7 @@ def roles_cmd(
         if not ids:
             raise InputError(f"workspace {workspace} has no users: run `personaminer ingest` first")
         roles = store_roles(ws, assign_roles(ids, val_users=val_users, test_users=test_users, seed=seed), seed)
-    table = Table(title=f"held-out roles -> {workspace}", show_header=False)
+    table = Table(title=f"held-out roles -> {markup(workspace)}", show_header=False)
     for r in ("train", "val", "test"):
         table.add_row(r, f"{sum(v == r for v in roles.values()):,}")
     console.print(table)
@@ -142,7 +143,7 @@ def fit_cmd(
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     s = GroupwiseDPOTrainer(config, out).fit(groups).summary_
-    table = Table(title=f"groupwise DPO ({loss}) -> {out}", show_header=False)
+    table = Table(title=f"groupwise DPO ({markup(loss)}) -> {markup(out)}", show_header=False)
     for k in ("device", "train_groups", "val_groups", "candidates_too_long", "steps", "trainable_params",
               "loss_first_fifth", "loss_last_fifth", "seconds_per_step", "adapter", "gguf"):
         v = s[k]
@@ -161,7 +162,7 @@ def export_cmd(
     """Convert a trained adapter to a llama.cpp LoRA GGUF (fit does this already for catalog models)."""
     from personaminer.train.export import export_gguf_adapter
 
-    console.print(f"wrote {export_gguf_adapter(adapter, to)}")
+    console.print(f"wrote {markup(export_gguf_adapter(adapter, to))}")
 
 
 @app.command("compare")
@@ -211,12 +212,12 @@ def compare_cmd(
     for t in cols:
         table.add_column(t.replace("final_all", "final (failed = 0)"), justify="right")
     for name, s in report["systems"].items():
-        table.add_row(f"{name} (n={s['sets_scored']})", *(_fmt(s[t]) for t in cols))
+        table.add_row(f"{markup(name)} (n={s['sets_scored']})", *(_fmt(s[t]) for t in cols))
     for name, d in report["paired_vs_base"].items():
-        table.add_row(f"{name} - base (paired, n={d['final']['n']}; all {d['valid']['n']})",
+        table.add_row(f"{markup(name)} - base (paired, n={d['final']['n']}; all {d['valid']['n']})",
                       *(_fmt(d[t]) for t in cols))
     console.print(table)
-    console.print(json.dumps({"report": str(Path(workspace) / "reports" / "train-compare.json")}))
+    console.print(markup(json.dumps({"report": str(Path(workspace) / "reports" / "train-compare.json")})))
 
 
 def _fmt(x: dict) -> str:  # type: ignore[type-arg]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from personaminer import terminal
 from personaminer.embed import Embedder
 from personaminer.evaluate.data import EvalData, load_data, stable_seed
 from personaminer.evaluate.metrics import METRICS, TIE_TOL, bootstrap_ci, metrics_from_counts, paired_test
@@ -187,7 +188,7 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, llm
     names = [s.name for s in systems]
     baseline = config.baseline or ("single" if "single" in names else "history_embed")
 
-    with ws.run("evaluate", {**config.to_dict(), "users_evaluated": len(users)}) as run, Progress(
+    with ws.run("evaluate", {**config.to_dict(), "users_evaluated": len(users)}) as run, terminal.progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
             TimeElapsedColumn(), disable=not progress) as bar:
         pool_texts = [data.texts[int(t)] for t in data.pool]

@@ -13,8 +13,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
+from personaminer import terminal
 from personaminer.embed import Embedder
 from personaminer.llm.base import LLM
 from personaminer.memories.build import DayResult, MemoryConfig, build_memories, days_of, select_days
@@ -64,7 +65,7 @@ def run_memories(ws: Workspace, users: Sequence[str], config: MemoryConfig, *, e
     t0 = time.perf_counter()
     totals = {"days": 0, "days_skipped": 0, "memories": 0, "actions": 0, "llm_requests": 0, "llm_model_calls": 0,
               "prompt_tokens": 0, "completion_tokens": 0, "fallback_days": 0, "repaired_days": 0}
-    with ws.run("memories", {**config.to_dict(), "users": len(users), "redact": do_redact}) as run, Progress(
+    with ws.run("memories", {**config.to_dict(), "users": len(users), "redact": do_redact}) as run, terminal.progress(
             TextColumn("memories"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
             TimeElapsedColumn(), disable=not progress) as bar:
         task = bar.add_task("users", total=len(users), stats="")

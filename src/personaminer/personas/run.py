@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
+from personaminer import terminal
+from personaminer.datasets.base import sql_str
 from personaminer.embed import Embedder
 from personaminer.llm.base import LLM
 from personaminer.personas.base import MemoryItem, PersonaBuilder, PersonaConfig, new_set
@@ -76,7 +79,7 @@ def run_personas(ws: Workspace, users: Sequence[str], config: PersonaConfig, *, 
     totals = {"users": 0, "users_without_memories": 0, "sets": 0, "sets_skipped": 0, "failed_sets": 0,
               "repaired_sets": 0, "personas": 0, "llm_requests": 0, "llm_model_calls": 0, "prompt_tokens": 0,
               "completion_tokens": 0, "unassigned_memories": 0, "subset_sets": 0}
-    with ws.run("personas", {**config.to_dict(), "users": len(users)}) as run, Progress(
+    with ws.run("personas", {**config.to_dict(), "users": len(users)}) as run, terminal.progress(
             TextColumn(f"personas [{config.builder}]"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), disable=not progress) as bar:
         task = bar.add_task("users", total=len(users), stats="")
@@ -142,6 +145,8 @@ def export_personas(ws: Workspace, to: str | Path) -> int:
     fmt = {".jsonl": "JSON", ".json": "JSON", ".parquet": "PARQUET"}.get(to.suffix.lower())
     if fmt is None:
         raise ValueError(f"export to .jsonl or .parquet, not {to.suffix or to.name}")
+    if not (ws.has_table("personas") and ws.has_table("memories")):
+        raise ValueError(f"no personas in {ws.path}: run `personaminer personas` first")
     query = """
         SELECT p.persona_id, p.set_id, p.user_id, p.position, p.label, p.description, p.builder,
                s.memory_set, s.sample_index, s.model, s.prompt, s.status AS set_status,
@@ -152,5 +157,21 @@ def export_personas(ws: Workspace, to: str | Path) -> int:
         JOIN memories m ON m.memory_id = e.memory_id
         GROUP BY ALL ORDER BY p.user_id, p.set_id, p.position"""
     to.parent.mkdir(parents=True, exist_ok=True)
-    ws.con.execute(f"COPY ({query}) TO '{to.as_posix()}' (FORMAT {fmt})")
+    ws.con.execute(f"COPY ({query}) TO {sql_str(to.as_posix())} (FORMAT {fmt})")
+    if fmt == "JSON":
+        _escape_json_file(to)
     return int(ws.con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])
+
+
+def _escape_json_file(path: Path) -> None:
+    """Write the terminal-active characters JSON may hold raw (C1 controls, bidi marks, U+2028/9) as
+    ``\\uXXXX`` escapes: the same strings to a JSON reader, inert when the file is printed.
+    (DuckDB already escapes the C0 controls.) In JSON such a character can only be inside a string."""
+    from personaminer.terminal import has_unsafe
+
+    table = {ord(ch): f"\\u{ord(ch):04x}" for ch in map(chr, range(0x7F, 0x2070)) if has_unsafe(ch)}
+    tmp = path.with_name(path.name + ".tmp")
+    with path.open("r", encoding="utf-8") as src, tmp.open("w", encoding="utf-8") as dst:
+        for line in src:
+            dst.write(line.translate(table))
+    os.replace(tmp, path)

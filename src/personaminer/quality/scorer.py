@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
+from personaminer import terminal
 from personaminer.embed import Embedder
 from personaminer.llm.base import LLM, ChatRequest, extract_json_text
 from personaminer.llm.validated import Usage, ask
@@ -286,7 +287,7 @@ def run_scores(ws: Workspace, config: QualityConfig, *, embedder: Embedder, llm:
     if config.claims == "llm" and llm is not None and config.judge != "llm":
         judge_model += f" (claims by {llm.model_id})"
     t0 = time.perf_counter()
-    with ws.run("score", {**asdict(config), "where": where}) as run, Progress(
+    with ws.run("score", {**asdict(config), "where": where}) as run, terminal.progress(
             TextColumn(f"score [{config.judge} judge]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             disable=not progress) as bar:
         task = bar.add_task("sets", total=len(todo))

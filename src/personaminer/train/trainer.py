@@ -27,8 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
+from personaminer import terminal
 from personaminer.train.data import fingerprint, read_groups
 from personaminer.train.hf import gguf_base, load_model, load_tokenizer, require_train_extra
 
@@ -273,7 +274,7 @@ class GroupwiseDPOTrainer:
             return {(u, s): v for u, s, v in cached}
         rows = []
         self.model.eval()
-        with torch.no_grad(), self.model.disable_adapter(), Progress(
+        with torch.no_grad(), self.model.disable_adapter(), terminal.progress(
                 TextColumn("reference log-probs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
             task = bar.add_task("groups", total=len(groups))
             for i in range(0, len(groups), self.per_forward):
@@ -360,7 +361,7 @@ class GroupwiseDPOTrainer:
 
         initial_val = self.evaluate(val, ref) if step == 0 else None
         t_start = time.perf_counter()
-        with Progress(TextColumn(f"train [{c.loss}]"), BarColumn(), MofNCompleteColumn(),
+        with terminal.progress(TextColumn(f"train [{c.loss}]"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[stats]}"), TimeElapsedColumn()) as bar, log_path.open("a") as logf:
             task = bar.add_task("steps", total=total, completed=step, stats="")
             while step < total:

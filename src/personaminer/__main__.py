@@ -1,0 +1,5 @@
+"""``python -m personaminer``: the command line."""
+
+from personaminer.cli import main
+
+main()
