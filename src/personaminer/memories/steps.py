@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from personaminer.memories.redact import redact
+from personaminer.prompts import clip
 from personaminer.schema import Action
 
 MAX_TEXT = 160  # characters of an action's text shown in a prompt
@@ -60,8 +61,7 @@ _VERBS = {"query": "searched", "click": "clicked", "view": "viewed", "like": "li
 
 def _clean(text: str, limit: int = MAX_TEXT) -> str:
     """One line, bounded length: a text can never fake another numbered log line."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(text, limit)
 
 
 def render_step(step: Step, *, redact_text: bool = False) -> str:

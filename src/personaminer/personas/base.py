@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from personaminer.embed import Embedder
 from personaminer.llm.base import LLM, ChatRequest, extract_json_text
 from personaminer.llm.validated import Usage
-from personaminer.prompts import Prompt
+from personaminer.prompts import MEMORY_CHARS, Prompt, clip
 from personaminer.schema import Persona, PersonaSet, persona_set_id
 
 BuilderName = Literal["cluster", "model", "single"]
@@ -106,7 +106,7 @@ class MemoryItem:
     summary: str
 
     def line(self) -> str:
-        return f"[{self.day.isoformat()}] " + " ".join(self.summary.split())
+        return f"[{self.day.isoformat()}] " + clip(self.summary, MEMORY_CHARS)
 
 
 class PersonaBuilder(Protocol):

@@ -18,6 +18,19 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+#: Every prompt shows at most this many characters of one action's text (the segmentation prompt
+#: shows fewer, ``memories.steps.MAX_TEXT``), and of one memory's summary: however long a log line
+#: is (ingest keeps up to 2,000 characters), a prompt stays bounded.
+ACTION_CHARS = 300
+MEMORY_CHARS = 1000
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` on one line (runs of whitespace become one space), cut to ``limit`` characters with ``…``."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 _FILE = re.compile(r"^(?P<name>[a-z0-9_]+)\.v(?P<version>\d+)\.txt$")
 
 

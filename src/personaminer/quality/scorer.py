@@ -22,7 +22,7 @@ from personaminer import terminal
 from personaminer.embed import Embedder
 from personaminer.llm.base import LLM, ChatRequest, extract_json_text
 from personaminer.llm.validated import Usage, ask
-from personaminer.prompts import load_prompt
+from personaminer.prompts import ACTION_CHARS, MEMORY_CHARS, clip, load_prompt
 from personaminer.quality.metrics import REGISTRY, PersonaView, SetContext, split_claims
 from personaminer.store import Workspace
 
@@ -162,9 +162,10 @@ def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm
         for pid, ids in evidence.items():
             lines = []
             for mid in ids:
-                lines.append(f"- {memory_text[mid]}")
+                lines.append(f"- {clip(memory_text[mid], MEMORY_CHARS)}")
                 if config.strict and action_text:
-                    lines.extend(f"    * {a}" for a in action_text.get(mid, [])[: config.max_actions_per_memory])
+                    lines.extend(f"    * {clip(a, ACTION_CHARS)}"
+                                 for a in action_text.get(mid, [])[: config.max_actions_per_memory])
             text[pid] = "\n".join(lines)
         scores = llm.p_yes(judge_requests(ctx.personas, claims, text))
         it = iter(scores)
