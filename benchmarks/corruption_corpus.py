@@ -17,9 +17,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hardening.corpus import KINDS, Sources, run_all  # noqa: E402
+from tests.hardening.corpus import KINDS, Sources, run_all  # noqa: E402
 
 
 def main() -> None:

@@ -6,7 +6,7 @@
 #   benchmarks/heldout_table.sh aol 150 runs/heldout        # AOL: 150 sampled users, 50 held out
 #   benchmarks/heldout_table.sh instacart 110 runs/heldout  # Instacart: 110 sampled users, 50 held out
 #
-# Steps: ingest -> split (last 20% of active days) -> extractive memories -> held-out roles
+# Steps: ingest -> split (last 20% of active days) -> extractive memories of the history -> held-out roles
 # (train roles: 50 test, 10 val, the rest train; the same roles as `train build-groups`) ->
 # personas for the 50 test users: single and cluster-then-label with the default model
 # (Qwen2.5-Coder-1.5B), the persona model (SmolLM2-135M) before training and with the LoRA
@@ -40,21 +40,21 @@ t() {  # t NAME COMMAND...: run and time one step
 
 [[ -f $ws/.ingested ]] || { t ingest "$pm" ingest "$input" -w "$ws" -q && touch "$ws/.ingested"; }
 t split "$pm" split -w "$ws" --users "$users" --seed 0
-t memories "$pm" memories -w "$ws" --mode extractive --users "$users" --seed 0 -q
+t memories "$pm" memories -w "$ws" --mode extractive --history --users "$users" --seed 0 -q
 t roles "$pm" train roles -w "$ws" --users "$users" --seed 0 --val-users 10 --test-users 50
 test=(--memories extractive --role test -q)
 big=(--model qwen2.5-coder-1.5b-instruct)
 small=(--model smollm2-135m-instruct --max-memories 16 --max-retries 0 --max-tokens 512)
 t single "$pm" personas -w "$ws" -b single "${big[@]}" --max-memories 16 --max-tokens "$single_tokens" "${test[@]}"
 t cluster "$pm" personas -w "$ws" -b cluster "${big[@]}" --max-memories 8 --max-tokens 256 "${test[@]}"
-t model_base "$pm" personas -w "$ws" -b model "${small[@]}" "${test[@]}"
-systems='baselines,memories=extractive,personas:single=single:1.5b,personas:cluster=cluster:1.5b'
-systems+=',personas:model_base=model:smollm2+!lora'
+t model_base "$pm" personas -w "$ws" -b model --name model_base "${small[@]}" "${test[@]}"
+systems='baselines,memories=extractive,personas:single=single@extractive,personas:cluster=cluster@extractive'
+systems+=',personas:model_base=model_base'
 for loss in listwise pairwise; do
   a="$adapters/$loss/adapter.gguf"
   if [[ -f $a ]]; then
-    t "dpo_$loss" "$pm" personas -w "$ws" -b model "${small[@]}" --adapter "$a" "${test[@]}"
-    systems+=",personas:dpo_$loss=model:lora:$(sha256sum "$a" | cut -c1-16)"
+    t "dpo_$loss" "$pm" personas -w "$ws" -b model --name "dpo_$loss" "${small[@]}" --adapter "$a" "${test[@]}"
+    systems+=",personas:dpo_$loss=dpo_$loss"
   else
     echo "no $a: the dpo_$loss row is left out (train it as in docs/training.md)" >&2
   fi

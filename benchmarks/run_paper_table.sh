@@ -109,7 +109,7 @@ for ds in ${datasets//,/ }; do
       --val-users "$val_users"
     who=(--role "$role" --seed "$seed"); eval_who=(--role "$role")
   fi
-  mem_args=(--mode "$memory_mode" --users "$users" --seed "$seed" "${days_args[@]}")
+  mem_args=(--mode "$memory_mode" --history --users "$users" --seed "$seed" "${days_args[@]}")
   [[ $memory_mode == llm ]] && mem_args+=("${model_args[@]}")
   step "$ds" "memories-$memory_mode" "$pm" memories -w "$ws" "${mem_args[@]}" -q
   systems="baselines,memories=$memory_mode"
@@ -119,22 +119,18 @@ for ds in ${datasets//,/ }; do
       b="${e%%:*}"; m=""; [[ $e == *:* ]] && m="${e#*:}"
       margs=("${model_args[@]}"); [[ -n $m ]] && margs=(--model "$m")
       name="$b"; [[ $(printf '%s\n' "${entries[@]}" | grep -c "^$b\(:\|$\)") -gt 1 && -n $m ]] && name="${b}_$(short "$m")"
-      filt=""; [[ -n $m ]] && filt="$m"
       extra=(); [[ $b == model ]] && extra=("${retry_args[@]}") && persona_model=("${margs[@]}")
-      step "$ds" "personas-$name" "$pm" personas -w "$ws" --builder "$b" --memories "$memory_mode" \
+      [[ $b == model ]] && name="${name/#model/model_base}"
+      step "$ds" "personas-$name" "$pm" personas -w "$ws" --builder "$b" --name "$name" --memories "$memory_mode" \
         --max-memories "$max_memories" "${who[@]}" "${margs[@]}" "${extra[@]}" -q
-      if [[ $b == model ]]; then
-        systems+=",personas:${name/#model/model_base}=model:${filt:+$filt+}!lora@$memory_mode"
-      else
-        systems+=",personas:$name=$b${filt:+:$filt}@$memory_mode"
-      fi
+      systems+=",personas:$name=$name"
     done
     for a in "${adapters[@]}"; do
       name="${a%%=*}"; path="${a#*=}"
-      step "$ds" "personas-$name" "$pm" personas -w "$ws" --builder model --adapter "$path" \
+      step "$ds" "personas-$name" "$pm" personas -w "$ws" --builder model --name "$name" --adapter "$path" \
         --memories "$memory_mode" --max-memories "$max_memories" "${who[@]}" "${persona_model[@]}" \
         "${retry_args[@]}" -q
-      systems+=",personas:$name=model:lora:$(sha256sum "$path" | cut -c1-16)@$memory_mode"
+      systems+=",personas:$name=$name"
     done
     judge_args=(--judge "$judge"); [[ $judge == llm ]] && judge_args+=("${model_args[@]}")
     step "$ds" "score-$judge" "$pm" score -w "$ws" "${judge_args[@]}" -q

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from aol_testkit import aol_queries
 
 from personaminer.embed import Embedder, MiniLMEmbedder
 from personaminer.llm.base import ModelNotAvailable
+from tests.aol_testkit import aol_queries
 
 
 @pytest.fixture(scope="module")

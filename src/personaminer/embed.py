@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sqlite3
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -24,6 +22,7 @@ import numpy as np
 
 from personaminer.llm.base import ModelNotAvailable
 from personaminer.paths import package_dir
+from personaminer.tables.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +47,12 @@ class Embedder(Protocol):
         ...
 
 
-class EmbeddingCache:
+class EmbeddingCache(SqliteStore):
     """(model_id, sha256(text)) -> float32 vector, in one SQLite file (WAL mode)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS embeddings (model_id TEXT NOT NULL, text_sha TEXT NOT NULL, "
-            "vec BLOB NOT NULL, PRIMARY KEY (model_id, text_sha))"
-        )
+        super().__init__(path, "CREATE TABLE IF NOT EXISTS embeddings (model_id TEXT NOT NULL, text_sha TEXT NOT "
+                               "NULL, vec BLOB NOT NULL, PRIMARY KEY (model_id, text_sha))")
 
     @staticmethod
     def text_key(text: str) -> str:
@@ -69,38 +60,20 @@ class EmbeddingCache:
 
     def get_many(self, model_id: str, keys: list[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        with self._lock:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(
-                    f"SELECT text_sha, vec FROM embeddings WHERE model_id = ? AND text_sha IN ({marks})",
-                    (model_id, *chunk),
-                ).fetchall()
-                for key, blob in rows:
-                    out[key] = np.frombuffer(blob, dtype=np.float32)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, blob in self.query(f"SELECT text_sha, vec FROM embeddings WHERE model_id = ? AND text_sha IN "
+                                        f"({marks})", (model_id, *chunk)):
+                out[key] = np.frombuffer(blob, dtype=np.float32)
         return out
 
     def put_many(self, model_id: str, items: dict[str, np.ndarray]) -> None:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
-                    [(model_id, k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        self.write("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                   [(model_id, k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()])
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        return self.count("embeddings")
 
 
 def minilm_files() -> tuple[Path, Path]:

@@ -38,7 +38,9 @@ from personaminer.datasets.base import (
     InputError,
     SqlChunk,
     detail_sql,
+    sql_str,
 )
+from personaminer.errors import UserError
 from personaminer.store import Workspace
 
 log = logging.getLogger(__name__)
@@ -98,7 +100,7 @@ class IngestSummary:
         return asdict(self)
 
 
-class StrictModeError(RuntimeError):
+class StrictModeError(UserError, RuntimeError):
     """``--strict`` was given and some rows were quarantined (nothing was written)."""
 
 
@@ -316,11 +318,10 @@ def _commit(ws: Workspace, run_id: str, path: Path, fmt: str, detected: bool, ro
         con.execute(f"DROP TABLE {_STAGE}")
         detail = ", ".join(f"{n:,} {r}" for r, n in reasons.items())
         raise StrictModeError(f"--strict: {quarantined:,} rows would be quarantined ({detail}); nothing was stored")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with ws.transaction():
         con.execute(
             f"CREATE TEMP TABLE _valid AS SELECT {ACTION_ID_SQL} AS action_id, user_id, ts, kind, text, item_id, "
-            f"attrs, source, seq FROM (SELECT *, '{fmt}' AS source FROM {_STAGE} WHERE reason IS NULL)")
+            f"attrs, source, seq FROM (SELECT *, {sql_str(fmt)} AS source FROM {_STAGE} WHERE reason IS NULL)")
         valid, distinct = con.execute("SELECT count(*), count(DISTINCT action_id) FROM _valid").fetchall()[0]
         present = con.execute(
             "SELECT count(DISTINCT v.action_id) FROM _valid v SEMI JOIN actions a ON a.action_id = v.action_id"
@@ -344,10 +345,6 @@ def _commit(ws: Workspace, run_id: str, path: Path, fmt: str, detected: bool, ro
         users = con.execute("SELECT count(DISTINCT user_id) FROM _valid").fetchall()[0][0]
         con.execute("DROP TABLE _valid")
         con.execute(f"DROP TABLE {_STAGE}")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     seconds = time.perf_counter() - t0
     inserted = distinct - present
     return IngestSummary(

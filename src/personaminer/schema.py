@@ -1,8 +1,8 @@
 """Typed records shared by every stage.
 
 The action table is the one contract between ingestion and everything after it. Its columns
-are documented in ``docs/schema.md``; this module is the single source of truth for names,
-types and the vocabulary of action kinds.
+are documented in ``docs/schema.md``; the tables' DDL lives in :mod:`personaminer.tables.ddl`,
+the records and the id functions here.
 """
 
 from __future__ import annotations
@@ -28,71 +28,6 @@ ACTION_KINDS: dict[str, str] = {
     "rating": "rated an item",
 }
 
-#: DuckDB DDL of the action table (column order is the order of :class:`Action`).
-ACTIONS_DDL = """
-CREATE TABLE IF NOT EXISTS actions (
-    action_id VARCHAR PRIMARY KEY,
-    user_id   VARCHAR NOT NULL,
-    ts        TIMESTAMP NOT NULL,
-    kind      VARCHAR NOT NULL,
-    text      VARCHAR NOT NULL,
-    item_id   VARCHAR,
-    attrs     JSON,
-    source    VARCHAR NOT NULL,
-    seq       BIGINT NOT NULL
-)
-"""
-
-#: DuckDB DDL of the temporal split: one row per split user. Actions with ``ts < cutoff_ts`` are
-#: the user's history (all that memories and personas may read); the rest is the future that
-#: evaluation predicts. ``rule_key`` is the canonical rule + parameters (a re-run with the same
-#: key is a no-op; another key is refused unless replaced).
-SPLITS_DDL = """
-CREATE TABLE IF NOT EXISTS splits (
-    user_id           VARCHAR PRIMARY KEY,
-    cutoff_ts         TIMESTAMP NOT NULL,
-    rule              VARCHAR NOT NULL,
-    params            JSON NOT NULL,
-    rule_key          VARCHAR NOT NULL,
-    n_history_actions BIGINT NOT NULL,
-    n_future_actions  BIGINT NOT NULL,
-    history_days      INTEGER NOT NULL,
-    future_days       INTEGER NOT NULL,
-    run_id            VARCHAR
-)
-"""
-
-#: DuckDB DDL of the quarantine table: every input row that did not become an action.
-QUARANTINE_DDL = """
-CREATE TABLE IF NOT EXISTS quarantine (
-    quarantine_id VARCHAR PRIMARY KEY,
-    run_id        VARCHAR NOT NULL,
-    source_file   VARCHAR NOT NULL,
-    line          BIGINT,
-    row_number    BIGINT,
-    raw           VARCHAR,
-    reason        VARCHAR NOT NULL,
-    detail        VARCHAR
-)
-"""
-
-RUNS_DDL = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id      VARCHAR PRIMARY KEY,
-    command     VARCHAR NOT NULL,
-    started_at  TIMESTAMP NOT NULL,
-    finished_at TIMESTAMP,
-    status      VARCHAR NOT NULL,
-    config      JSON,
-    versions    JSON,
-    summary     JSON,
-    pid         INTEGER,
-    host        VARCHAR
-)
-"""
-
-#: Columns added to ``runs`` after workspaces existed; opening an older workspace adds them.
-RUNS_ADDED_COLUMNS = {"pid": "INTEGER", "host": "VARCHAR"}
 
 
 class Action(BaseModel):
@@ -132,43 +67,6 @@ def action_id(source: str, user_id: str, ts: str, kind: str, item_id: str | None
     return "a" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
 
 
-MEMORIES_DDL = """
-CREATE TABLE IF NOT EXISTS memories (
-    memory_id   VARCHAR PRIMARY KEY,
-    memory_set  VARCHAR NOT NULL,
-    user_id     VARCHAR NOT NULL,
-    day         DATE NOT NULL,
-    position    INTEGER NOT NULL,
-    start_ts    TIMESTAMP NOT NULL,
-    end_ts      TIMESTAMP NOT NULL,
-    action_ids  VARCHAR[] NOT NULL,
-    summary     VARCHAR NOT NULL,
-    topics      VARCHAR[],
-    mode        VARCHAR NOT NULL,
-    summary_by  VARCHAR NOT NULL,
-    model       VARCHAR,
-    prompt      VARCHAR,
-    redacted    BOOLEAN NOT NULL
-)
-"""
-
-MEMORY_DAYS_DDL = """
-CREATE TABLE IF NOT EXISTS memory_days (
-    memory_set        VARCHAR NOT NULL,
-    user_id           VARCHAR NOT NULL,
-    day               DATE NOT NULL,
-    status            VARCHAR NOT NULL,
-    n_actions         INTEGER NOT NULL,
-    n_memories        INTEGER NOT NULL,
-    llm_requests      INTEGER NOT NULL,
-    llm_model_calls   INTEGER NOT NULL,
-    prompt_tokens     INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL,
-    note              VARCHAR,
-    PRIMARY KEY (memory_set, user_id, day)
-)
-"""
-
 
 class IntentMemory(BaseModel):
     """Contiguous actions of one user-day that serve one intent, with a short summary.
@@ -203,45 +101,6 @@ def memory_id(memory_set: str, user_id: str, action_ids: list[str]) -> str:
     return "m" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
 
 
-PERSONA_SETS_DDL = """
-CREATE TABLE IF NOT EXISTS persona_sets (
-    set_id            VARCHAR PRIMARY KEY,
-    user_id           VARCHAR NOT NULL,
-    builder           VARCHAR NOT NULL,
-    memory_set        VARCHAR NOT NULL,
-    sample_index      INTEGER NOT NULL,
-    seed              INTEGER NOT NULL,
-    temperature       DOUBLE NOT NULL,
-    model             VARCHAR,
-    prompt            VARCHAR,
-    config            JSON,
-    status            VARCHAR NOT NULL,
-    n_personas        INTEGER NOT NULL,
-    n_memories        INTEGER NOT NULL,
-    unassigned        VARCHAR[],
-    subset            VARCHAR[],
-    note              VARCHAR,
-    raw               VARCHAR,
-    llm_requests      INTEGER NOT NULL,
-    llm_model_calls   INTEGER NOT NULL,
-    prompt_tokens     INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL
-)
-"""
-
-PERSONAS_DDL = """
-CREATE TABLE IF NOT EXISTS personas (
-    persona_id  VARCHAR PRIMARY KEY,
-    set_id      VARCHAR NOT NULL,
-    user_id     VARCHAR NOT NULL,
-    position    INTEGER NOT NULL,
-    label       VARCHAR NOT NULL,
-    description VARCHAR NOT NULL,
-    evidence    VARCHAR[] NOT NULL,
-    builder     VARCHAR NOT NULL
-)
-"""
-
 
 class Persona(BaseModel):
     """One facet of a user: a label, a description, and the memory ids that support it."""
@@ -270,6 +129,8 @@ class PersonaSet(BaseModel):
     user_id: str
     builder: str
     memory_set: str
+    collection: str = ""  #: the named persona collection the set belongs to
+    lineage: str = ""  #: the collection's fingerprint
     sample_index: int = 0
     seed: int = 0
     temperature: float = 0.0
@@ -289,7 +150,8 @@ class PersonaSet(BaseModel):
     completion_tokens: int = 0
 
 
-def persona_set_id(builder: str, memory_set: str, user_id: str, sample_index: int, config_key: str) -> str:
-    """Stable id of a persona set: same builder, memories, user, sample and config -> same id."""
-    key = "\x1f".join([builder, memory_set, user_id, str(sample_index), config_key])
+def persona_set_id(collection_fingerprint: str, user_id: str, memory_ids: list[str], sample_index: int) -> str:
+    """Stable id of a persona set: the collection's fingerprint (which hashes its builder, config, prompt,
+    model and memory set), the user, the exact memories the builder read, and the sample."""
+    key = "\x1f".join([collection_fingerprint, user_id, *memory_ids, f"sample={sample_index}"])
     return "s" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]

@@ -1,8 +1,8 @@
 """The workspace: an embedded DuckDB database plus a ``reports/`` folder.
 
-One workspace holds one project's tables (``actions``, ``quarantine``, ``runs``, and the
-tables that later stages add). Every command records itself in ``runs`` and writes a
-machine-readable summary to ``reports/<command>.json``.
+One workspace holds one project's tables (see :mod:`personaminer.tables.ddl`). Every command
+records itself in ``runs`` and writes a machine-readable summary to ``reports/<command>.json``.
+Writes that must land together go through :meth:`Workspace.transaction`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import logging
 import os
 import platform
 import re
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +22,10 @@ from typing import Any
 
 import duckdb
 
+from personaminer import tables
 from personaminer.datasets.base import sql_str
-from personaminer.schema import ACTIONS_DDL, QUARANTINE_DDL, RUNS_ADDED_COLUMNS, RUNS_DDL, SPLITS_DDL, Action
+from personaminer.errors import UserError
+from personaminer.schema import Action
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ DB_FILE = "workspace.duckdb"
 _ACTIVE_RUNS: set[str] = set()
 
 
-class WorkspaceError(RuntimeError):
+class WorkspaceError(UserError, RuntimeError):
     """A workspace that cannot be opened or used; the message says what to do."""
 
 
@@ -84,15 +85,18 @@ class Workspace:
         self.con.execute(f"SET memory_limit = {sql_str(memory_limit.strip())}")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
-        if not read_only:
-            tmp = self.path / "tmp"
-            tmp.mkdir(exist_ok=True)
-            self.con.execute(f"SET temp_directory = {sql_str(tmp.as_posix())}")
-            for ddl in (ACTIONS_DDL, QUARANTINE_DDL, RUNS_DDL, SPLITS_DDL):
-                self.con.execute(ddl)
-            for column, typ in RUNS_ADDED_COLUMNS.items():  # workspaces made before these columns existed
-                self.con.execute(f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {column} {typ}")
-            self._mark_interrupted()
+        if read_only:
+            if not self.has_table("meta"):
+                self.con.close()
+                raise WorkspaceError(f"workspace {self.path} predates this version: open it once for writing "
+                                     f"(`personaminer info -w {self.path}`) to upgrade it")
+            return
+        tmp = self.path / "tmp"
+        tmp.mkdir(exist_ok=True)
+        self.con.execute(f"SET temp_directory = {sql_str(tmp.as_posix())}")
+        for line in tables.ddl.upgrade(self.con):
+            log.warning("workspace %s: %s", self.path, line)
+        self._mark_interrupted()
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
@@ -107,21 +111,34 @@ class Workspace:
     def __repr__(self) -> str:
         return f"Workspace({str(self.path)!r})"
 
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """``BEGIN`` ... ``COMMIT``, or ``ROLLBACK`` on any error; nested calls join the outer one."""
+        if getattr(self, "_in_tx", False):
+            yield self.con
+            return
+        self._in_tx = True
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self._in_tx = False
+
     # -- runs and reports ----------------------------------------------------------------
     @contextmanager
     def run(self, command: str, config: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Record a command in ``runs``; the caller fills the yielded summary dict.
 
-        The row is written as ``running`` first, so a crashed run stays visible as such.
+        The row is written as ``running`` first; a process killed before the end is found by
+        the next one that opens the workspace and marked ``interrupted``.
         """
         run_id = f"{command}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         summary: dict[str, Any] = {"run_id": run_id}
-        self.con.execute(
-            "INSERT INTO runs (run_id, command, started_at, finished_at, status, config, versions, summary, pid, host) "
-            "VALUES (?, ?, ?, NULL, 'running', ?, ?, NULL, ?, ?)",
-            [run_id, command, _utcnow(), json.dumps(config, default=str), json.dumps(package_versions()),
-             os.getpid(), socket.gethostname()],
-        )
+        tables.runs.start(self.con, run_id, command, config, package_versions())
         _ACTIVE_RUNS.add(run_id)
         status = "failed"
         try:
@@ -129,10 +146,7 @@ class Workspace:
             status = "ok"
         finally:
             _ACTIVE_RUNS.discard(run_id)
-            self.con.execute(
-                "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?",
-                [_utcnow(), status, json.dumps(summary, default=str), run_id],
-            )
+            tables.runs.finish(self.con, run_id, status, summary)
 
     def _mark_interrupted(self) -> None:
         """Runs left ``running`` by a process that is gone become ``interrupted``.
@@ -141,10 +155,7 @@ class Workspace:
         it, a ``running`` row that is not one of this process's own live runs belongs to a process
         that was killed (or crashed) before it could record its end.
         """
-        active = sorted(_ACTIVE_RUNS)
-        self.con.execute(
-            "UPDATE runs SET status = 'interrupted' WHERE status = 'running' AND NOT list_contains(?, run_id)",
-            [active])
+        tables.runs.mark_interrupted(self.con, sorted(_ACTIVE_RUNS))
 
     def write_report(self, command: str, data: dict[str, Any]) -> Path:
         """Write ``reports/<command>.json`` atomically and return its path."""
@@ -156,93 +167,47 @@ class Workspace:
 
     # -- reading -------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        """Counts, users, time span, actions-per-user percentiles and kinds."""
+        """Counts, users, time span, actions-per-user percentiles, kinds, quarantine, runs, outputs."""
         con = self.con
-        n_actions, n_users, t0, t1 = con.execute(
-            "SELECT count(*), count(DISTINCT user_id), min(ts), max(ts) FROM actions").fetchall()[0]
-        pct = con.execute(
-            "SELECT quantile_cont(n, [0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0]) FROM "
-            "(SELECT count(*) AS n FROM actions GROUP BY user_id)").fetchall()[0][0]
-        kinds = dict(con.execute("SELECT kind, count(*) FROM actions GROUP BY kind ORDER BY 2 DESC").fetchall())
-        sources = dict(con.execute("SELECT source, count(*) FROM actions GROUP BY source ORDER BY 2 DESC").fetchall())
-        reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY reason ORDER BY 2 DESC").fetchall())
-        labels = ["min", "p25", "median", "p75", "p90", "p99", "max"]
-        return {
-            "workspace": str(self.path),
-            "actions": n_actions,
-            "users": n_users,
-            "first_ts": t0,
-            "last_ts": t1,
-            "actions_per_user": dict(zip(labels, pct, strict=True)) if pct else {},
-            "kinds": kinds,
-            "sources": sources,
-            "quarantined": sum(reasons.values()),
-            "quarantine_reasons": reasons,
-            "runs": con.execute("SELECT count(*) FROM runs").fetchall()[0][0],
-            "runs_by_status": dict(con.execute(
-                "SELECT status, count(*) FROM runs GROUP BY 1 ORDER BY 2 DESC").fetchall()),
-            "interrupted_runs": [
-                {"run_id": r, "command": c, "started_at": t} for r, c, t in con.execute(
-                    "SELECT run_id, command, started_at FROM runs WHERE status = 'interrupted' "
-                    "ORDER BY started_at DESC LIMIT 5").fetchall()],
-        }
+        return {"workspace": str(self.path), **tables.actions.info(con), "runs": tables.runs.count(con),
+                "runs_by_status": tables.runs.by_status(con), "interrupted_runs": tables.runs.interrupted(con),
+                "outputs": [{k: r[k] for k in ("kind", "name", "fingerprint")}
+                            for r in tables.lineage.all_rows(con)] if self.has_table("lineage") else []}
 
     def users(self, *, limit: int | None = None, sample: int | None = None, seed: int = 0,
               min_actions: int = 1) -> list[str]:
         """User ids, sorted; or a seeded random ``sample`` of them."""
-        rows = self.con.execute(
-            "SELECT user_id FROM actions GROUP BY user_id HAVING count(*) >= ? ORDER BY user_id",
-            [min_actions]).fetchall()
-        ids = [r[0] for r in rows]
-        if sample is not None:
-            import random
-
-            rng = random.Random(seed)
-            ids = sorted(rng.sample(ids, min(sample, len(ids))))
-        return ids[:limit] if limit is not None else ids
+        return tables.actions.users(self.con, limit=limit, sample=sample, seed=seed, min_actions=min_actions)
 
     def role_users(self, role: str) -> list[str]:
-        """Users holding a held-out role (``train``, ``val``, ``test``) in ``train_roles``, sorted."""
-        if not self.has_table("train_roles"):
-            return []
-        return [r[0] for r in self.con.execute("SELECT user_id FROM train_roles WHERE role = ? ORDER BY user_id",
-                                               [role]).fetchall()]
+        """Users holding a held-out role (``train``, ``val``, ``test``), sorted (see ``personaminer train roles``)."""
+        return tables.protocol.role_users(self.con, role) if self.has_table("roles") else []
 
     def has_table(self, name: str) -> bool:
-        return bool(self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
-                                     [name]).fetchall()[0][0])
+        return tables.ddl.has_table(self.con, name)
 
     def cutoff(self, user_id: str) -> dt.datetime | None:
         """The user's split cutoff (actions at or after it are the future), or None if not split."""
-        if not self.has_table("splits"):
-            return None
-        rows = self.con.execute("SELECT cutoff_ts FROM splits WHERE user_id = ?", [user_id]).fetchall()
-        return rows[0][0] if rows else None
+        return tables.protocol.cutoff(self.con, user_id) if self.has_table("splits") else None
 
     def user_actions(self, user_id: str) -> list[Action]:
-        """One user's actions in time order: the input of every per-user stage.
+        """All of one user's actions in time order (``(ts, seq)``), split or not.
 
-        For a user with a temporal split (the ``splits`` table, ``personaminer split``) only the
-        history, ``ts < cutoff_ts``, is returned: no stage that builds a user representation
-        may see the future that evaluation predicts. :meth:`user_future_actions` has the rest.
+        A stage that builds a user representation for evaluation reads :meth:`history_actions`
+        instead; the choice is explicit (``MemoryConfig.view``) and recorded in the lineage.
         """
-        return self._actions(user_id, future=False)
+        return tables.actions.user_actions(self.con, user_id)
+
+    def history_actions(self, user_id: str) -> list[Action]:
+        """A split user's history, the actions before the cutoff: all that may build a representation
+        of the user when the future is to be predicted. Raises :class:`WorkspaceError` if not split."""
+        cutoff = self.cutoff(user_id)
+        if cutoff is None:
+            raise WorkspaceError(f"user {user_id!r} has no split, so no history: run `personaminer split -w "
+                                 f"{self.path}` first (or build on all actions)")
+        return tables.actions.user_actions(self.con, user_id, before=cutoff)
 
     def user_future_actions(self, user_id: str) -> list[Action]:
         """A split user's actions at or after the cutoff, in time order (empty if not split)."""
-        return self._actions(user_id, future=True)
-
-    def _actions(self, user_id: str, *, future: bool) -> list[Action]:
         cutoff = self.cutoff(user_id)
-        if future and cutoff is None:
-            return []
-        cond = "" if cutoff is None else (" AND ts >= ?" if future else " AND ts < ?")
-        cur = self.con.execute(
-            "SELECT action_id, user_id, ts, kind, text, item_id, attrs, source, seq FROM actions "
-            f"WHERE user_id = ?{cond} ORDER BY ts, seq", [user_id] + ([cutoff] if cutoff is not None else []))
-        cols = [d[0] for d in cur.description]
-        return [Action(**dict(zip(cols, row, strict=True))) for row in cur.fetchall()]
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return [] if cutoff is None else tables.actions.user_actions(self.con, user_id, since=cutoff)

@@ -57,3 +57,52 @@ def test_strict_exit_code(merrec_csv: Path, tmp_path: Path) -> None:
     assert r.returncode == 1 and "--strict" in r.stderr
     r = _cli("ingest", str(bad), "-q", "-w", str(tmp_path / "ws"))
     assert r.returncode == 0 and "wrong column count" in r.stdout
+
+
+def _scripted_model():  # type: ignore[no-untyped-def]
+    """One fake model for every stage of the demo: segments of two steps, halves as personas, a judge
+    that says yes."""
+    from tests.fakes import ScriptedLLM, persona_model, segmenter
+
+    return ScriptedLLM({"intent_memories": segmenter(size=2).script["intent_memories"],
+                        "persona_model": persona_model().script["persona_model"],
+                        "claim_judge": lambda req, i: 0.8}, model="fake-demo")
+
+
+def test_memories_score_and_audit_commands(aol_memory_copy, embedder) -> None:  # type: ignore[no-untyped-def]
+    from personaminer import Workspace
+    from personaminer.personas import PersonaConfig, run_personas
+    from tests.fakes import persona_model
+
+    path, users = aol_memory_copy(4, 5, 10)
+    ws = str(path)
+    r = runner.invoke(app, ["memories", "-w", ws, "--mode", "extractive", "--set", "x", "--max-days", "2", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "coverage check" in r.output and "ok" in r.output and "fingerprint" in r.output
+    r = runner.invoke(app, ["memories", "-w", ws, "--mode", "extractive", "--set", "x", "--max-days", "3", "-q"])
+    assert r.exit_code != 0 and "max_days: 2 -> 3" in str(r.exception)
+    with Workspace(path) as w:
+        run_personas(w, users, PersonaConfig(memory_set="extractive"), embedder=embedder, llm=persona_model(),
+                     progress=False)
+    r = runner.invoke(app, ["score", "-w", ws, "--judge", "embedding", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "persona quality (embedding judge)" in r.output and "model" in r.output
+    r = runner.invoke(app, ["audit", users[0], "-w", ws, "--judge", "embedding"])
+    assert r.exit_code == 0, r.output
+    assert "P(Yes)=" in r.output and "evidence the judge saw" in r.output
+    r = runner.invoke(app, ["audit", users[0], "-w", ws, "--judge", "llm"])
+    assert r.exit_code != 0 and "personaminer score --judge llm" in str(r.exception)
+
+
+def test_demo_wiring(movielens_dir: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``demo`` runs its stages through the Python API: MovieLens in, two users shown with evidence."""
+    import personaminer.datasets
+    import personaminer.llm
+
+    monkeypatch.setattr(personaminer.datasets, "fetch_movielens_100k", lambda: movielens_dir)
+    monkeypatch.setattr(personaminer.llm, "make_llm", lambda cfg: _scripted_model())
+    r = runner.invoke(app, ["demo", "-w", str(tmp_path / "demo"), "--users", "2"])
+    assert r.exit_code == 0, r.output
+    assert "ingest ml-100k" in r.output or "rows read" in r.output
+    assert r.output.count("builder model sample 0") == 2 and "First half" in r.output
+    assert "persona quality (llm judge)" in r.output

@@ -92,16 +92,13 @@ def plant_persona_set(ws: Workspace, user: str, builder: str, personas: list[tup
                       model: str = "m0", memory_set: str = "extractive", status: str = "ok", sample_index: int = 0,
                       adapter: str | None = None, tokens: int = 100) -> str:
     """Store a persona set as the persona stage would (evidence: the user's first memory)."""
-    from personaminer.personas.run import ensure_tables
-
-    ensure_tables(ws)
     mids = [r[0] for r in ws.con.execute("SELECT memory_id FROM memories WHERE user_id = ? AND memory_set = ? "
                                          "ORDER BY day, position LIMIT 1", [user, memory_set]).fetchall()] \
         if ws.has_table("memories") else []
     set_id = f"s-{builder}-{model}-{adapter}-{user}-{sample_index}"
     config = json.dumps({"builder": builder, "memory_set": memory_set, "adapter": adapter, "samples": 1})
     ws.con.execute("INSERT INTO persona_sets VALUES (?, ?, ?, ?, ?, 0, 0.0, ?, 'p.v1', ?, ?, ?, 1, [], NULL, NULL, "
-                   "NULL, 1, 1, ?, 0)", [set_id, user, builder, memory_set, sample_index, model, config, status,
+                   "NULL, 1, 1, ?, 0, NULL, NULL)", [set_id, user, builder, memory_set, sample_index, model, config, status,
                                           0 if status == "failed" else len(personas), tokens])
     if status != "failed":
         for i, (label, desc) in enumerate(personas):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from eval_testkit import BagOfWordsEmbedder, add_actions, plant_persona_set, topic_workspace
 from typer.testing import CliRunner
 
 from personaminer import Workspace
@@ -17,7 +16,7 @@ from personaminer.cli import app
 from personaminer.evaluate import EvalConfig, LeakageError, SplitConfig, run_evaluation, split_users
 from personaminer.evaluate.data import load_data
 from personaminer.evaluate.run import _build_tasks
-from personaminer.quality.scorer import SCORE_DDL
+from tests.evaluate.eval_testkit import BagOfWordsEmbedder, add_actions, plant_persona_set, topic_workspace
 
 PERSONALIZED = ("recent", "mean_history", "history_embed", "history_tfidf")
 
@@ -104,9 +103,9 @@ def test_memories_personas_coverage_missing_and_paired(tmp_path: Path) -> None:
     _split(path)
     with Workspace(path) as ws:
         users = ws.users()
-        run_memories(ws, users, MemoryConfig(mode="extractive"), embedder=BagOfWordsEmbedder(), progress=False)
+        run_memories(ws, users, MemoryConfig(mode="extractive", view="history"), embedder=BagOfWordsEmbedder(), progress=False)
         for i, u in enumerate(users):
-            hist = [a.text for a in ws.user_actions(u)]
+            hist = [a.text for a in ws.history_actions(u)]
             if i == 0:
                 plant_persona_set(ws, u, "single", [], status="failed")
             elif i == 1:
@@ -114,8 +113,6 @@ def test_memories_personas_coverage_missing_and_paired(tmp_path: Path) -> None:
             else:
                 sid = plant_persona_set(ws, u, "single", [("Interest", " ".join(hist[:6]))], tokens=50)
                 if i < 5:  # quality scores for three of the sets
-                    for ddl in SCORE_DDL:
-                        ws.con.execute(ddl)
                     ws.con.execute("INSERT INTO set_scores VALUES (?, ?, 'single', 'embedding', 'k1', NULL, ?, ?)",
                                    [sid, u, json.dumps({"final": 0.1 * i, "cohesion": 0.5, "alignment": None}), 0.1 * i])
     r = _evaluate(path, systems="random,history_embed,memories=extractive,personas:single=single,"
@@ -149,7 +146,7 @@ def test_evaluate_refuses_leaked_memories(tmp_path: Path) -> None:
     with Workspace(path) as ws:  # memories built BEFORE the split see the whole timeline
         run_memories(ws, ws.users(), MemoryConfig(mode="extractive"), embedder=BagOfWordsEmbedder(), progress=False)
     _split(path)
-    with pytest.raises(LeakageError, match="cutoff"):
+    with pytest.raises(LeakageError, match="cutoff.*--history"):
         _evaluate(path)
 
 
@@ -185,9 +182,9 @@ def test_role_restricts_users_not_pool_and_model_names_filter(tmp_path: Path) ->
     with Workspace(path) as ws:
         test = ws.role_users("test")
         assert len(test) == 4 and len(ws.role_users("val")) == 2 and len(ws.role_users("train")) == 6
-        run_memories(ws, ws.users(), MemoryConfig(mode="extractive"), embedder=BagOfWordsEmbedder(), progress=False)
+        run_memories(ws, ws.users(), MemoryConfig(mode="extractive", view="history"), embedder=BagOfWordsEmbedder(), progress=False)
         for u in ws.users():  # two models of the same builder: a spec must say which
-            hist = " ".join(a.text for a in ws.user_actions(u)[:6])
+            hist = " ".join(a.text for a in ws.history_actions(u)[:6])
             plant_persona_set(ws, u, "single", [("Interest", hist)], model=big)
             plant_persona_set(ws, u, "single", [("Interest", hist)], model=small)
     again = runner.invoke(app, ["train", "roles", "-w", str(path), "--val-users", "2", "--test-users", "4", "--seed", "7"])
@@ -213,12 +210,12 @@ def test_failed_sets_at_chance_keep_the_user_and_cost_the_system(tmp_path: Path)
     _split(path)
     with Workspace(path) as ws:
         users = ws.users()
-        run_memories(ws, users, MemoryConfig(mode="extractive"), embedder=BagOfWordsEmbedder(), progress=False)
+        run_memories(ws, users, MemoryConfig(mode="extractive", view="history"), embedder=BagOfWordsEmbedder(), progress=False)
         for i, u in enumerate(users):
             if i < 4:  # four failures
                 plant_persona_set(ws, u, "model", [], status="failed", tokens=70)
             else:
-                plant_persona_set(ws, u, "model", [("Interest", " ".join(a.text for a in ws.user_actions(u)[:6]))])
+                plant_persona_set(ws, u, "model", [("Interest", " ".join(a.text for a in ws.history_actions(u)[:6]))])
     missing = _evaluate(path, systems="random,history_embed,personas:m=model")
     chance = _evaluate(path, systems="random,history_embed,personas:m=model", failed_sets="chance")
     assert missing["users"]["common"] == 6 and chance["users"]["common"] == 10

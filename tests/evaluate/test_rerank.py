@@ -4,48 +4,22 @@ cached."""
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from eval_testkit import BagOfWordsEmbedder, topic_workspace
 from typer.testing import CliRunner
 
 from personaminer import Workspace
 from personaminer.evaluate import EvalConfig, SplitConfig, run_evaluation, split_users
 from personaminer.evaluate.rerank import LLMReranker
-from personaminer.llm.base import LLM, ChatRequest, ChatResult
+from personaminer.llm.base import LLM
+from tests.evaluate.eval_testkit import BagOfWordsEmbedder, topic_workspace
+from tests.fakes import yes_no
 
 CANDIDATE = re.compile(r"Candidate next interaction: (.*)\n")
 PROFILE = re.compile(r"^- (.*)$", re.M)
-
-
-class YesNoLLM(LLM):
-    """A fake LLM that answers the reranker's question with P(yes) = ``p(candidate, profile lines)``."""
-
-    backend_name = "fake"
-
-    def __init__(self, p) -> None:  # type: ignore[no-untyped-def]
-        super().__init__()
-        self.p = p
-        self.asked: list[str] = []
-
-    @property
-    def model_id(self) -> str:
-        return "fake-yes-no"
-
-    def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        out = []
-        for r in requests:
-            assert r.max_tokens == 1 and r.top_logprobs >= 20 and r.prompt_name == "rerank"
-            text = r.messages[-1]["content"]
-            cand = CANDIDATE.search(text).group(1)  # type: ignore[union-attr]
-            self.asked.append(cand)
-            p = self.p(cand, PROFILE.findall(text))
-            out.append(ChatResult(texts=["Yes"], top_logprobs=[{"Yes": math.log(p), "No": math.log(1 - p)}]))
-        return out
 
 
 def _norm(t: str) -> str:
@@ -79,7 +53,7 @@ def test_an_oracle_lifts_every_top_k_target_to_rank_one(tmp_path: Path) -> None:
     def knows(cand: str, profile: list[str]) -> float:  # yes exactly for the profiled user's own future
         return 0.99 if _norm(cand) in future[owner[_norm(profile[0])]] else 0.01
 
-    oracle = YesNoLLM(knows)
+    oracle = yes_no(knows)
     r = _run(path, oracle)
     assert set(r["results"]["sampled"]["all"]) == {"random", "history_embed", "recent", "history_embed+llm",
                                                    "recent+llm"}  # random has nothing to show the LLM
@@ -101,7 +75,7 @@ def test_an_oracle_lifts_every_top_k_target_to_rank_one(tmp_path: Path) -> None:
 
 def test_an_undecided_llm_ties_the_top_k(tmp_path: Path) -> None:
     path, _, _ = _workspace(tmp_path)
-    r = _run(path, YesNoLLM(lambda c, pr: 0.5), rerank_systems=["history_embed"])
+    r = _run(path, yes_no(lambda c, pr: 0.5), rerank_systems=["history_embed"])
     assert "recent+llm" not in r["results"]["sampled"]["all"]
     for p in ("sampled", "hard"):
         # a reranked target ties with the 4 others of the top 5: expected hit@1 = 1/5 of those in the top 5
@@ -110,7 +84,7 @@ def test_an_undecided_llm_ties_the_top_k(tmp_path: Path) -> None:
 
 
 def test_reranker_counts_and_refusals(tmp_path: Path) -> None:
-    rr = LLMReranker(YesNoLLM(lambda c, pr: 0.9 if c == "t" else 0.1), top_k=3)
+    rr = LLMReranker(yes_no(lambda c, pr: 0.9 if c == "t" else 0.1), top_k=3)
     texts = ["t", "a", "b", "c", "d"]
     scores = np.array([0.5, 0.9, 0.8, 0.1, 0.0])
     base = (np.array([2]), np.array([0]))  # two negatives above the target: rank 3, inside the top 3
@@ -120,17 +94,17 @@ def test_reranker_counts_and_refusals(tmp_path: Path) -> None:
     higher, tied = rr.counts("s", scores, np.array([0]), [np.array([1, 2, 3, 4])], texts, [], outside)
     assert (higher[0], tied[0]) == (3, 0) and len(rr.llm.asked) == 3  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="at least 2"):
-        LLMReranker(YesNoLLM(lambda c, pr: 0.5), top_k=1)
+        LLMReranker(yes_no(lambda c, pr: 0.5), top_k=1)
     with pytest.raises(ValueError, match="unknown reranker"):
         EvalConfig(rerank="bm25")
     path, _, _ = _workspace(tmp_path)
     with Workspace(path) as ws, pytest.raises(ValueError, match="needs an LLM"):
         run_evaluation(ws, EvalConfig(rerank="llm"), embedder=BagOfWordsEmbedder(), progress=False)
     with pytest.raises(ValueError, match="not in the table"):
-        _run(path, YesNoLLM(lambda c, pr: 0.5), rerank_systems=["nope"])
+        _run(path, yes_no(lambda c, pr: 0.5), rerank_systems=["nope"])
     with pytest.raises(ValueError, match="no user representation"):
-        _run(path, YesNoLLM(lambda c, pr: 0.5), rerank_systems=["random"])
-    tied = LLMReranker(YesNoLLM(lambda c, pr: 0.5), top_k=3)  # pessimistic ties: a tie at the 3rd place is outside
+        _run(path, yes_no(lambda c, pr: 0.5), rerank_systems=["random"])
+    tied = LLMReranker(yes_no(lambda c, pr: 0.5), top_k=3)  # pessimistic ties: a tie at the 3rd place is outside
     higher, tied_n = tied.counts("s", np.zeros(5), np.array([0]), [np.array([1, 2, 3, 4])], texts, [],
                                  (np.array([0]), np.array([4])))
     assert (higher[0], tied_n[0]) == (0, 4) and tied.llm.asked == []  # type: ignore[attr-defined]

@@ -18,9 +18,8 @@ def test_real_reranker_lifts_the_users_own_next_query(tmp_path: Path) -> None:
     """Profile: a user's first 10 keyword queries. Candidates: their 11th keyword query, placed last
     of the top 5 by the base order, and the 11th query of each other user. The reranker must put
     the user's own query first for at least 4 of the 5 users."""
-    from aol_testkit import aol_queries
-
     from personaminer.llm import LLMConfig, ModelNotAvailable, make_llm
+    from tests.aol_testkit import aol_queries
 
     queries = {u: aol_queries(u, kw, 11) for u, kw in USERS}
     assert all(len(q) == 11 for q in queries.values())

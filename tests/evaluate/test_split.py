@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from eval_testkit import T0, make_workspace
 from typer.testing import CliRunner
 
 from personaminer import Workspace
 from personaminer.cli import app
 from personaminer.evaluate import SplitConfig, SplitConflict, check_no_leakage, split_users
 from personaminer.evaluate.split import cut_user
+from tests.evaluate.eval_testkit import T0, make_workspace
 
 runner = CliRunner()
 
@@ -58,17 +58,22 @@ def test_split_writes_counts_and_reports_unsplittable(tmp_path: Path) -> None:
         "fewer than 2 active days": 1}
 
 
-def test_user_actions_are_history_only(tmp_path: Path) -> None:
+def test_the_history_view_is_explicit(tmp_path: Path) -> None:
+    from personaminer.store import WorkspaceError
+
     path = make_workspace(tmp_path / "ws", {"a": 10, "c": 1})
     with Workspace(path) as ws:
         everything = ws.user_actions("a")
-        assert ws.user_future_actions("a") == []  # not split yet: everything is history
+        assert ws.user_future_actions("a") == []  # not split yet
+        with pytest.raises(WorkspaceError, match="personaminer split"):
+            ws.history_actions("a")
         split_users(ws, ["a", "c"], SplitConfig())
         cutoff = ws.cutoff("a")
-        hist, fut = ws.user_actions("a"), ws.user_future_actions("a")
+        hist, fut = ws.history_actions("a"), ws.user_future_actions("a")
         assert cutoff is not None and len(hist) == 24 and len(fut) == 6
         assert all(a.ts < cutoff for a in hist) and all(a.ts >= cutoff for a in fut)
         assert [a.action_id for a in hist + fut] == [a.action_id for a in everything]
+        assert ws.user_actions("a") == everything  # no silent filtering: all actions, split or not
         assert len(ws.user_actions("c")) == 3 and ws.user_future_actions("c") == []  # unsplit user unchanged
 
 
@@ -90,15 +95,10 @@ def test_rerun_is_noop_and_another_rule_is_refused(tmp_path: Path) -> None:
 
 
 def _plant_memories(ws: Workspace, user: str, action_ids: list[str], memory_id: str) -> None:
-    from personaminer.memories.run import ensure_tables
-    from personaminer.personas.run import ensure_tables as ensure_persona_tables
-
-    ensure_tables(ws)
-    ensure_persona_tables(ws)
     ts = ws.con.execute("SELECT min(ts), max(ts) FROM actions WHERE action_id IN (SELECT unnest(?::VARCHAR[]))",
                         [action_ids]).fetchall()[0]
     ws.con.execute("INSERT INTO memories VALUES (?, 'x', ?, ?, 0, ?, ?, ?, 'summary', [], 'extractive', "
-                   "'extractive', NULL, NULL, false)", [memory_id, user, ts[0].date(), ts[0], ts[1], action_ids])
+                   "'extractive', NULL, NULL, false, NULL)", [memory_id, user, ts[0].date(), ts[0], ts[1], action_ids])
     ws.con.execute("INSERT INTO personas VALUES (?, ?, ?, 0, 'L', 'D.', ?, 'single')",
                    [f"p-{memory_id}", f"s-{memory_id}", user, [memory_id]])
 
@@ -107,7 +107,7 @@ def test_leak_check_passes_on_history_and_catches_a_planted_leak(tmp_path: Path)
     path = make_workspace(tmp_path / "ws", {"a": 10})
     with Workspace(path) as ws:
         split_users(ws, ["a"], SplitConfig())
-        hist = [a.action_id for a in ws.user_actions("a")]
+        hist = [a.action_id for a in ws.history_actions("a")]
         fut = [a.action_id for a in ws.user_future_actions("a")]
         _plant_memories(ws, "a", hist[-3:], "m-ok")
         assert check_no_leakage(ws)["ok"]
@@ -124,10 +124,32 @@ def test_extractive_memories_after_split_read_history_only(tmp_path: Path, embed
     path = make_workspace(tmp_path / "ws", {"a": 10, "b": 4})
     with Workspace(path) as ws:
         split_users(ws, ["a", "b"], SplitConfig())
-        run_memories(ws, ["a", "b"], MemoryConfig(mode="extractive"), embedder=embedder, progress=False)
+        run_memories(ws, ["a", "b"], MemoryConfig(mode="extractive", view="history"), embedder=embedder,
+                     progress=False)
         n_days = ws.con.execute("SELECT count(*) FROM memory_days").fetchall()[0][0]
         assert n_days == 8 + 3
         assert check_no_leakage(ws)["ok"]
+        # the other view is a choice too, and the leak check sees what it read
+        run_memories(ws, ["a", "b"], MemoryConfig(mode="extractive", memory_set="everything"), embedder=embedder,
+                     progress=False)
+        assert not check_no_leakage(ws)["ok"]
+
+
+def test_a_resplit_deletes_what_was_built_on_the_old_split(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from personaminer.memories import MemoryConfig, run_memories
+
+    path = make_workspace(tmp_path / "ws", {"a": 10, "b": 4})
+    with Workspace(path) as ws:
+        split_users(ws, ["a", "b"], SplitConfig())
+        run_memories(ws, ["a", "b"], MemoryConfig(mode="extractive", view="history", memory_set="h"),
+                     embedder=embedder, progress=False)
+        run_memories(ws, ["a", "b"], MemoryConfig(mode="extractive", memory_set="all"), embedder=embedder,
+                     progress=False)
+        split_users(ws, ["a", "b"], SplitConfig(rule="days", future_days=1), replace=True)
+        left = {r[0] for r in ws.con.execute("SELECT DISTINCT memory_set FROM memories").fetchall()}
+        assert left == {"all"}  # the history set named the old split as its parent; the other did not
+        assert ws.con.execute("SELECT count(*) FROM lineage WHERE kind = 'memories' AND name = 'h'"
+                              ).fetchall()[0][0] == 0
 
 
 def test_split_cli(tmp_path: Path) -> None:

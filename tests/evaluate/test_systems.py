@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eval_testkit import make_workspace, plant_persona_set
 
 from personaminer import Workspace
 from personaminer.evaluate.systems import BASELINES, Personas, SystemSpecError, default_specs, parse_specs
+from tests.evaluate.eval_testkit import make_workspace, plant_persona_set
 
 
 def test_parse_specs() -> None:

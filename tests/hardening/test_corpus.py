@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hardening.corpus import KINDS, Sources, run_kind
+from tests.hardening.corpus import KINDS, Sources, run_kind
 
 NEEDS = {"aol": "aol_top1000_users", "merrec": "merrec_head_sample", "instacart": "instacart_593_users",
          "movielens": "movielens_100k"}

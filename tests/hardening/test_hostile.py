@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hardening.corpus import COLS, GEN_MAP, Sources, write_csv
+from tests.hardening.corpus import COLS, GEN_MAP, Sources, write_csv
 
 HOSTILE = [
     "\x1b[2J\x1b[31mOWNED",  # clear the screen, then red
@@ -86,21 +86,22 @@ def hostile_ws(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str
     return ws, users, outs
 
 
-class HostileLLM:
+def HostileLLM():  # type: ignore[no-untyped-def]  # noqa: N802
     """A persona model that echoes log text into its labels, as a real model may do."""
+    from tests.fakes import persona_model
 
-    def __new__(cls):  # type: ignore[no-untyped-def]
-        from personas.persona_testkit import FakePersonaLLM
+    llm = persona_model(model="fake-hostile")
+    honest = llm.script["persona_model"]
 
-        class _Hostile(FakePersonaLLM):
-            def _answer(self, req):  # type: ignore[no-untyped-def]
-                answer = json.loads(super()._answer(req))
-                for k, p in enumerate(answer.get("personas", [])):
-                    p["label"] = HOSTILE[k % len(HOSTILE)]
-                    p["description"] = "Likes " + HOSTILE[(k + 1) % len(HOSTILE)] + "."
-                return json.dumps(answer)
+    def answer(req, calls):  # type: ignore[no-untyped-def]
+        out = json.loads(honest(req, calls))
+        for k, p in enumerate(out.get("personas", [])):
+            p["label"] = HOSTILE[k % len(HOSTILE)]
+            p["description"] = "Likes " + HOSTILE[(k + 1) % len(HOSTILE)] + "."
+        return json.dumps(out)
 
-        return _Hostile()
+    llm.script["persona_model"] = answer
+    return llm
 
 
 def test_every_console_surface_is_inert(hostile_ws: tuple[Path, list[str], dict[str, bytes]]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hardening.corpus import shared_root
+from tests.hardening.corpus import shared_root
 
 
 def _subset(tmp: Path, users: int = 300) -> Path:

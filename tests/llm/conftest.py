@@ -1,3 +1,3 @@
 """Fixtures for tests/llm; the helpers live in llm_testkit.py."""
 
-from llm_testkit import fake_llm_cls, judge_model, llama_server_factory, small_model_path  # noqa: F401
+from tests.llm.llm_testkit import judge_model, llama_server_factory, small_model_path  # noqa: F401

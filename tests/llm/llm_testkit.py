@@ -13,44 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aol_testkit import AOL_TAR, aol_queries  # noqa: F401  (re-exported for the llm tests)
 from pydantic import BaseModel, Field
 
-from personaminer.llm.base import LLM, ChatRequest, ChatResult, ModelNotAvailable
+from personaminer.llm.base import ChatRequest, ModelNotAvailable
 from personaminer.llm.catalog import resolve
+from tests.aol_testkit import AOL_TAR, aol_queries  # noqa: F401  (re-exported for the llm tests)
 
 TEST_MODEL = os.environ.get("PERSONAMINER_TEST_MODEL", "smollm2-135m-instruct")
 JUDGE_MODEL = "qwen2.5-coder-1.5b-instruct"
-
-
-# ----------------------------------------------------------------- fake backend
-class FakeLLM(LLM):
-    """A backend whose answers come from ``respond(request, call_index)``; counts calls."""
-
-    backend_name = "fake"
-
-    def __init__(self, respond: Callable[[ChatRequest, int], ChatResult] | None = None, model: str = "fake-model"):
-        super().__init__()
-        self._respond = respond or (lambda req, i: ChatResult(texts=[f"echo:{req.messages[-1]['content']}"]))
-        self._model = model
-        self.seen: list[ChatRequest] = []
-
-    @property
-    def model_id(self) -> str:
-        return self._model
-
-    def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        out = []
-        for req in requests:
-            self.seen.append(req)
-            out.append(self._respond(req, self.model_calls))
-            self.model_calls += 1
-        return out
-
-
-@pytest.fixture
-def fake_llm_cls() -> type[FakeLLM]:
-    return FakeLLM
 
 
 def user_msg(text: str) -> list[dict[str, str]]:

@@ -7,10 +7,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from llm_testkit import FakeLLM, user_msg
 
 from personaminer.llm import CachedLLM, ChatRequest, ChatResult, LLMCache, LLMConfig, cache_key, make_llm
 from personaminer.llm.openai_compat import OpenAICompatLLM
+from tests.fakes import ScriptedLLM
+from tests.llm.llm_testkit import user_msg
 
 
 def _batch(k: int = 5) -> list[ChatRequest]:
@@ -18,7 +19,7 @@ def _batch(k: int = 5) -> list[ChatRequest]:
 
 
 def test_second_run_makes_zero_model_calls(tmp_path: Path) -> None:
-    llm = CachedLLM(FakeLLM(), LLMCache(tmp_path / "c.sqlite"))
+    llm = CachedLLM(ScriptedLLM(), LLMCache(tmp_path / "c.sqlite"))
     first = llm.generate(_batch())
     assert llm.model_calls == 5 and not any(r.cached for r in first)
     second = llm.generate(_batch())
@@ -28,14 +29,14 @@ def test_second_run_makes_zero_model_calls(tmp_path: Path) -> None:
 
 
 def test_cache_persists_across_instances(tmp_path: Path) -> None:
-    CachedLLM(FakeLLM(), LLMCache(tmp_path / "c.sqlite")).generate(_batch())
-    again = CachedLLM(FakeLLM(), LLMCache(tmp_path / "c.sqlite"))
+    CachedLLM(ScriptedLLM(), LLMCache(tmp_path / "c.sqlite")).generate(_batch())
+    again = CachedLLM(ScriptedLLM(), LLMCache(tmp_path / "c.sqlite"))
     again.generate(_batch())
     assert again.model_calls == 0
 
 
 def test_partial_hits_only_call_for_misses(tmp_path: Path) -> None:
-    llm = CachedLLM(FakeLLM(), LLMCache(tmp_path / "c.sqlite"))
+    llm = CachedLLM(ScriptedLLM(), LLMCache(tmp_path / "c.sqlite"))
     llm.generate(_batch(3))
     res = llm.generate(_batch(5))
     assert llm.model_calls == 5
@@ -72,8 +73,8 @@ def test_cache_key_changes_with_model_and_backend_and_is_stable() -> None:
 
 def test_different_model_misses_cache(tmp_path: Path) -> None:
     cache_path = tmp_path / "c.sqlite"
-    CachedLLM(FakeLLM(model="a"), LLMCache(cache_path)).generate(_batch(2))
-    other = CachedLLM(FakeLLM(model="b"), LLMCache(cache_path))
+    CachedLLM(ScriptedLLM(model="a"), LLMCache(cache_path)).generate(_batch(2))
+    other = CachedLLM(ScriptedLLM(model="b"), LLMCache(cache_path))
     other.generate(_batch(2))
     assert other.model_calls == 2
 
@@ -82,7 +83,7 @@ def test_errors_are_not_cached(tmp_path: Path) -> None:
     def flaky(req: ChatRequest, i: int) -> ChatResult:
         return ChatResult(error="boom") if i == 0 else ChatResult(texts=["fine"])
 
-    llm = CachedLLM(FakeLLM(flaky), LLMCache(tmp_path / "c.sqlite"))
+    llm = CachedLLM(ScriptedLLM(flaky), LLMCache(tmp_path / "c.sqlite"))
     assert llm.generate(_batch(1))[0].error == "boom"
     res = llm.generate(_batch(1))[0]
     assert res.text == "fine" and not res.cached and llm.model_calls == 2
@@ -121,7 +122,7 @@ def test_config_from_toml_and_json(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------- two processes
 def _writer(path: str, worker: int, n: int) -> None:
-    llm = CachedLLM(FakeLLM(), LLMCache(path))
+    llm = CachedLLM(ScriptedLLM(), LLMCache(path))
     shared = [ChatRequest(messages=user_msg(f"shared {i}")) for i in range(n)]
     own = [ChatRequest(messages=user_msg(f"worker {worker} item {i}")) for i in range(n)]
     for a, b in zip(shared, own, strict=False):  # one request at a time: many small transactions interleave
@@ -145,6 +146,6 @@ def test_two_processes_write_concurrently(tmp_path: Path) -> None:
     con.close()
     cache = LLMCache(path)
     assert len(cache) == 150 + 2 * 150
-    llm = CachedLLM(FakeLLM(), cache)
+    llm = CachedLLM(ScriptedLLM(), cache)
     res = llm.generate([ChatRequest(messages=user_msg(f"worker 1 item {i}")) for i in range(150)])
     assert llm.model_calls == 0 and res[7].text == "echo:worker 1 item 7"

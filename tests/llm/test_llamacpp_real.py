@@ -11,10 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llm_testkit import JudgeModel, PersonaAnswer, aol_queries, assert_judge_separates, judge_batch, persona_request
 
 from personaminer.llm import CachedLLM, ChatRequest, LLMCache
 from personaminer.llm.llamacpp import LlamaCppLLM
+from tests.llm.llm_testkit import (
+    JudgeModel,
+    PersonaAnswer,
+    aol_queries,
+    assert_judge_separates,
+    judge_batch,
+    persona_request,
+)
 
 pytestmark = pytest.mark.real_model
 

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from llm_testkit import (
+
+from personaminer.llm import CachedLLM, ChatRequest, LLMCache, OpenAIConfig
+from personaminer.llm.openai_compat import OpenAICompatLLM
+from tests.llm.llm_testkit import (
     JudgeModel,
     LlamaServer,
     PersonaAnswer,
@@ -22,9 +25,6 @@ from llm_testkit import (
     persona_request,
     user_msg,
 )
-
-from personaminer.llm import CachedLLM, ChatRequest, LLMCache, OpenAIConfig
-from personaminer.llm.openai_compat import OpenAICompatLLM
 
 
 def completion(content: str, top: dict[str, float] | None = None) -> dict:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import math
 
-from llm_testkit import FakeLLM, user_msg
 from pydantic import BaseModel, Field
 
 from personaminer.llm import ChatRequest, ChatResult, p_yes_from_logprobs
+from tests.fakes import ScriptedLLM
+from tests.llm.llm_testkit import user_msg
 
 
 class Persona(BaseModel):
@@ -25,14 +26,14 @@ def _req(text: str) -> ChatRequest:
 
 
 def test_valid_first_answer_and_schema_is_sent() -> None:
-    llm = FakeLLM(lambda r, i: ChatResult(texts=[GOOD]))
+    llm = ScriptedLLM(lambda r, i: ChatResult(texts=[GOOD]))
     [res] = llm.structured([_req("a")], Persona)
     assert res.ok and res.value == Persona(name="runner", interests=["trail running"]) and res.attempts == 1
     assert llm.seen[0].json_schema == Persona.model_json_schema()
 
 
 def test_retry_feeds_validation_error_back() -> None:
-    llm = FakeLLM(lambda r, i: ChatResult(texts=[BAD if len(r.messages) == 1 else GOOD]))
+    llm = ScriptedLLM(lambda r, i: ChatResult(texts=[BAD if len(r.messages) == 1 else GOOD]))
     [res] = llm.structured([_req("a")], Persona, max_retries=2)
     assert res.ok and res.attempts == 2 and llm.model_calls == 2
     retry = llm.seen[1].messages
@@ -50,7 +51,7 @@ def test_failure_is_recorded_without_raising_and_batch_continues() -> None:
             return ChatResult(error="connection refused")
         return ChatResult(texts=[f"```json\n{GOOD}\n```"])  # fenced JSON is accepted
 
-    llm = FakeLLM(respond)
+    llm = ScriptedLLM(respond)
     results = llm.structured([_req("always bad"), _req("ok"), _req("backend down")], Persona, max_retries=2)
     bad, ok, down = results
     assert ok.ok and ok.value is not None and ok.value.name == "runner"
@@ -74,7 +75,7 @@ def test_p_yes_requests_logprobs_and_handles_errors() -> None:
         ChatResult(texts=["Yes"], top_logprobs=[{"Yes": math.log(0.3), "No": math.log(0.1)}]),
         ChatResult(error="boom"),
     ]
-    llm = FakeLLM(lambda r, i: answers[i])
+    llm = ScriptedLLM(lambda r, i: answers[i])
     scores = llm.p_yes([_req("q1"), _req("q2")])
     assert math.isclose(scores[0], 0.75) and math.isnan(scores[1])
     assert all(r.top_logprobs >= 20 and r.max_tokens == 1 and r.json_schema is None for r in llm.seen)
@@ -88,11 +89,11 @@ def test_ask_retries_can_sample_with_advancing_seeds() -> None:
             raise ValueError("not yet")
         return text
 
-    llm = FakeLLM(lambda r, i: ChatResult(texts=[GOOD if len(r.messages) >= 5 else BAD]))
+    llm = ScriptedLLM(lambda r, i: ChatResult(texts=[GOOD if len(r.messages) >= 5 else BAD]))
     usage = Usage()
     [(value, _)] = ask(llm, [_req("a").model_copy(update={"seed": 7})], parse, 2, [usage], retry_temperature=0.7)
     assert value == GOOD and usage.requests == 3
     assert [(r.temperature, r.seed) for r in llm.seen] == [(0.0, 7), (0.7, 8), (0.7, 9)]
-    greedy = FakeLLM(lambda r, i: ChatResult(texts=[BAD]))
+    greedy = ScriptedLLM(lambda r, i: ChatResult(texts=[BAD]))
     ask(greedy, [_req("a")], parse, 1, [Usage()])
     assert [(r.temperature, r.seed) for r in greedy.seen] == [(0.0, 0), (0.0, 0)]  # default: retries stay greedy

@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from personaminer import ingest  # noqa: E402
+from personaminer import ingest
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from memory_testkit import FakeSegmenter, sample_users
 
 from personaminer import Workspace
 from personaminer.memories import MemoryConfig, Segment, Segmentation, build_memories
 from personaminer.memories.build import SegmentationError, check_segmentation, select_days
 from personaminer.memories.steps import make_steps, render_step
+from tests.fakes import segmenter
+from tests.memories.memory_testkit import sample_users
 
 
 def seg(*spans: tuple[int, int]) -> Segmentation:
@@ -60,7 +61,7 @@ def _check_cover(results: list, actions: list) -> None:
 
 def test_llm_mode_retries_invented_numbers(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     uid, actions = _user(aol_workspace)
-    llm = FakeSegmenter(size=2, invalid_first=1)
+    llm = segmenter(size=2, invalid_first=1)
     results = build_memories(actions, MemoryConfig(max_days=3, window_steps=8), embedder=embedder, llm=llm)
     _check_cover(results, actions)
     assert len(results) == 3
@@ -74,7 +75,7 @@ def test_llm_mode_retries_invented_numbers(aol_workspace: Path, embedder) -> Non
 
 def test_llm_mode_falls_back_and_records_it(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     uid, actions = _user(aol_workspace)
-    llm = FakeSegmenter(always_invalid=True)
+    llm = segmenter(always_invalid=True)
     results = build_memories(actions, MemoryConfig(max_days=2, max_retries=2), embedder=embedder, llm=llm)
     _check_cover(results, actions)
     assert all(d.status == "fallback" and "cites step" in (d.note or "") for d in results)
@@ -85,7 +86,7 @@ def test_llm_mode_falls_back_and_records_it(aol_workspace: Path, embedder) -> No
 
 def test_llm_mode_salvages_a_cut_off_last_answer(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     uid, actions = _user(aol_workspace)
-    llm = FakeSegmenter(always_cut_off=True)
+    llm = segmenter(always_cut_off=True)
     results = build_memories(actions, MemoryConfig(max_days=2, max_retries=1), embedder=embedder, llm=llm)
     _check_cover(results, actions)
     multi = [d for d in results if len(d.memories) > 2]
@@ -99,7 +100,7 @@ def test_llm_mode_salvages_a_cut_off_last_answer(aol_workspace: Path, embedder) 
 
 def test_an_answer_that_runs_out_of_tokens_is_continued_not_retried(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     uid, actions = _user(aol_workspace)
-    llm = FakeSegmenter(size=2, run_out_over=3)
+    llm = segmenter(size=2, run_out_over=3)
     results = build_memories(actions, MemoryConfig(max_days=3, window_steps=30), embedder=embedder, llm=llm)
     _check_cover(results, actions)
     long_days = [d for d in results if "continued in a new request" in (d.note or "")]
@@ -125,16 +126,19 @@ def test_a_summary_naming_other_segments_actions_is_replaced(aol_workspace: Path
     assert other in leaked_texts(f"The user looked at {other.upper()} too.", steps[:1], steps[1:])
     assert leaked_texts(f"The user looked at {steps[0].text}.", steps[:1], steps[1:]) == []
 
-    class Leaky(FakeSegmenter):  # every summary also names the window's last step
-        def answer(self, req):  # type: ignore[no-untyped-def]
-            body = json.loads(super().answer(req))
-            last = req.messages[1]["content"].split("</log>")[0].strip().splitlines()[-1]
-            text = last.split('"')[1] if '"' in last else last
-            for seg in body["segments"]:
-                seg["summary"] += f" Also {text}."
-            return json.dumps(body)
+    leaky = segmenter(size=1)  # every summary also names the window's last step
+    honest = leaky.script["intent_memories"]
 
-    results = build_memories(actions, MemoryConfig(max_days=3), embedder=embedder, llm=Leaky(size=1))
+    def leak(req, calls):  # type: ignore[no-untyped-def]
+        body = json.loads(honest(req, calls).texts[0])
+        last = req.messages[1]["content"].split("</log>")[0].strip().splitlines()[-1]
+        text = last.split('"')[1] if '"' in last else last
+        for seg in body["segments"]:
+            seg["summary"] += f" Also {text}."
+        return json.dumps(body)
+
+    leaky.script["intent_memories"] = leak
+    results = build_memories(actions, MemoryConfig(max_days=3), embedder=embedder, llm=leaky)
     _check_cover(results, actions)
     replaced = [d for d in results if "replaced by an extractive summary" in (d.note or "")]
     assert replaced and all(d.status == "repaired" for d in replaced)
@@ -173,7 +177,7 @@ def test_extractive_mode(aol_workspace: Path, embedder) -> None:  # type: ignore
 
 def test_windows_bound_the_prompt(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     uid, actions = _user(aol_workspace)
-    llm = FakeSegmenter(size=3)
+    llm = segmenter(size=3)
     build_memories(actions, MemoryConfig(max_days=10, window_steps=5), embedder=embedder, llm=llm)
     import re
 

@@ -10,11 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-from memory_testkit import FakeSegmenter, sample_users
+import pytest
 
 from personaminer import Workspace
+from personaminer.lineage import LineageConflict
 from personaminer.llm.cache import CachedLLM, LLMCache
 from personaminer.memories import MemoryConfig, run_memories, verify_memories
+from tests.fakes import segmenter
+from tests.memories.memory_testkit import sample_users
 
 
 def _table(ws_path: Path, memory_set: str = "llm") -> list[tuple]:
@@ -26,7 +29,7 @@ def _table(ws_path: Path, memory_set: str = "llm") -> list[tuple]:
 
 def test_run_writes_checks_and_reports(aol_copy: Path, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     users = sample_users(aol_copy, 3)
-    llm = CachedLLM(FakeSegmenter(size=3), LLMCache(tmp_path / "cache.sqlite"))
+    llm = CachedLLM(segmenter(size=3), LLMCache(tmp_path / "cache.sqlite"))
     with Workspace(aol_copy) as ws:
         s = run_memories(ws, users, MemoryConfig(max_days=2), embedder=embedder, llm=llm, progress=False)
         assert s["check"]["ok"] and s["days"] == 6 and s["memories"] > 0
@@ -34,8 +37,12 @@ def test_run_writes_checks_and_reports(aol_copy: Path, embedder, tmp_path: Path)
         assert set(s["per_user"]) == set(users)
         again = run_memories(ws, users, MemoryConfig(max_days=2), embedder=embedder, llm=llm, progress=False)
         assert again["days"] == 0 and again["days_skipped"] == 6 and again["llm_requests"] == 0
-        more = run_memories(ws, users, MemoryConfig(max_days=3), embedder=embedder, llm=llm, progress=False)
-        assert more["days"] == 3 and more["days_skipped"] == 6
+        with pytest.raises(LineageConflict, match="max_days: 2 -> 3"):  # the set's name is taken by max_days=2
+            run_memories(ws, users, MemoryConfig(max_days=3), embedder=embedder, llm=llm, progress=False)
+        more = run_memories(ws, users, MemoryConfig(max_days=3), embedder=embedder, llm=llm, replace=True,
+                            progress=False)
+        assert more["days"] == 9 and more["days_skipped"] == 0 and more["lineage"] == "replaced"
+        assert more["llm_model_calls"] < more["llm_requests"]  # the LLM cache still answers the six old days
         # The check can fail: break an invariant by hand and see it reported.
         ws.con.execute("UPDATE memories SET action_ids = action_ids[2:] WHERE position = 0 AND len(action_ids) > 1")
         broken = verify_memories(ws, "llm")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from persona_testkit import FakePersonaLLM
 
 from personaminer import Workspace
 from personaminer.personas import PersonaConfig, export_personas, run_personas, verify_personas
@@ -15,6 +14,7 @@ from personaminer.personas.base import MemoryItem, representative_subset
 from personaminer.personas.cluster import choose_clusters
 from personaminer.personas.model import PersonaDraft, PersonaSetDraft, validate_draft
 from personaminer.personas.run import check_evidence, load_memory_items
+from tests.fakes import persona_model
 
 
 def _draft(*evidence: list[int], labels: list[str] | None = None) -> PersonaSetDraft:
@@ -87,14 +87,16 @@ def test_ward_linkage_gives_several_personas_on_real_users(aol_memory_workspace,
     assert len(kept["ward"]) >= 15
     assert sum(k < 2 for k in kept["ward"]) <= 1, kept
     assert sum(k < 2 for k in kept["ward"]) < sum(k < 2 for k in kept["average"]), kept
-    assert PersonaConfig(builder="cluster").key() != PersonaConfig(builder="cluster", linkage="average").key()
-    assert PersonaConfig(builder="model").key() == PersonaConfig(builder="model", linkage="average").key()
+    assert (PersonaConfig(builder="cluster").output_config()
+            != PersonaConfig(builder="cluster", linkage="average").output_config())
+    assert PersonaConfig(builder="model").output_config() == PersonaConfig(builder="model",
+                                                                           linkage="average").output_config()
 
 
 @pytest.mark.parametrize("builder", ["model", "cluster", "single"])
 def test_builders_store_checked_sets(ws_copy: tuple[Path, list[str]], embedder, builder: str) -> None:  # type: ignore[no-untyped-def]
     path, users = ws_copy
-    llm = FakePersonaLLM()
+    llm = persona_model()
     with Workspace(path) as ws:
         s = run_personas(ws, users, PersonaConfig(builder=builder, memory_set="extractive"), embedder=embedder,
                          llm=llm, progress=False)
@@ -116,13 +118,13 @@ def test_invented_memory_number_is_never_stored(ws_copy: tuple[Path, list[str]],
     path, users = ws_copy
     with Workspace(path) as ws:
         s = run_personas(ws, users[:1], PersonaConfig(memory_set="extractive"), embedder=embedder,
-                         llm=FakePersonaLLM(bad_numbers=-1), progress=False)
+                         llm=persona_model(bad_numbers=-1), progress=False)
         assert s["failed_sets"] == 1 and s["personas"] == 0
         status, note, raw = ws.con.execute("SELECT status, note, raw FROM persona_sets").fetchall()[0]
         assert status == "failed" and "numbered 1 to" in note and "Ghost" in raw
         assert ws.con.execute("SELECT count(*) FROM personas").fetchall()[0][0] == 0
         retried = run_personas(ws, users[1:2], PersonaConfig(memory_set="extractive"), embedder=embedder,
-                               llm=FakePersonaLLM(bad_numbers=1), progress=False)
+                               llm=persona_model(bad_numbers=1), progress=False)
         assert retried["failed_sets"] == 0 and retried["repaired_sets"] == 1
 
 
@@ -133,7 +135,7 @@ def test_shared_evidence_is_retried_then_resolved(ws_copy: tuple[Path, list[str]
     with Workspace(path) as ws:
         mine = load_memory_items(ws, users[0], "extractive")
     config = PersonaConfig(memory_set="extractive")
-    llm = FakePersonaLLM(share=True)  # the second persona also cites memory 1, on every attempt
+    llm = persona_model(share=True)  # the second persona also cites memory 1, on every attempt
     [ps] = ModelBuilder().build(users[0], mine, config, embedder=embedder, llm=llm)
     assert llm.model_calls == 3  # one try and two retries with the error fed back
     # retries sample (seeded, seed advanced per attempt): greedy retries repeat the answer
@@ -154,7 +156,7 @@ def test_foreign_memory_is_caught(ws_copy: tuple[Path, list[str]], embedder) -> 
         mine = load_memory_items(ws, users[0], "extractive")
         theirs = load_memory_items(ws, users[1], "extractive")
     sets = ModelBuilder().build(users[0], mine, PersonaConfig(memory_set="extractive"), embedder=embedder,
-                                llm=FakePersonaLLM())
+                                llm=persona_model())
     forged = sets[0].personas[0].model_copy(update={"evidence": [theirs[0].memory_id]})
     bad = sets[0].model_copy(update={"personas": [forged]})
     with pytest.raises(ValueError, match="not of this user"):
@@ -165,7 +167,7 @@ def test_samples_and_export(ws_copy: tuple[Path, list[str]], embedder, tmp_path:
     path, users = ws_copy
     with Workspace(path) as ws:
         s = run_personas(ws, users[:2], PersonaConfig(memory_set="extractive", samples=3, temperature=0.7, seed=4),
-                         embedder=embedder, llm=FakePersonaLLM(), progress=False)
+                         embedder=embedder, llm=persona_model(), progress=False)
         assert s["sets"] == 6
         seeds = sorted(r[0] for r in ws.con.execute("SELECT DISTINCT seed FROM persona_sets").fetchall())
         assert seeds == [4, 5, 6]
@@ -177,10 +179,12 @@ def test_samples_and_export(ws_copy: tuple[Path, list[str]], embedder, tmp_path:
     assert ev["memory_id"].startswith("m") and ev["action_ids"] and ev["summary"]
 
 
-def test_greedy_retries_keep_the_old_set_ids() -> None:
-    old = PersonaConfig(builder="model", retry_temperature=None)
-    assert old.key() != PersonaConfig(builder="model").key()  # sampled retries are a new set
-    assert PersonaConfig(builder="single", retry_temperature=None).key() != PersonaConfig(builder="single").key()
+def test_retry_sampling_is_part_of_the_collections_config() -> None:
+    greedy = PersonaConfig(builder="model", retry_temperature=None)
+    assert greedy.output_config() != PersonaConfig(builder="model").output_config()  # sampled retries: new sets
+    assert (PersonaConfig(builder="single", retry_temperature=None).output_config()
+            != PersonaConfig(builder="single").output_config())
+    assert PersonaConfig(samples=3, temperature=0.5).output_config() == PersonaConfig(temperature=0.5).output_config()
 
 
 def test_config_rejects_nonsense() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from persona_testkit import FakePersonaLLM
 from typer.testing import CliRunner
 
 from personaminer import Workspace
 from personaminer.cli import app
 from personaminer.personas import PersonaConfig, run_personas
+from tests.fakes import persona_model
 
 runner = CliRunner()
 
@@ -18,7 +18,7 @@ runner = CliRunner()
 def test_show_and_export(ws_copy: tuple[Path, list[str]], embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path, users = ws_copy
     with Workspace(path) as ws:
-        run_personas(ws, users[:1], PersonaConfig(memory_set="extractive"), embedder=embedder, llm=FakePersonaLLM(),
+        run_personas(ws, users[:1], PersonaConfig(memory_set="extractive"), embedder=embedder, llm=persona_model(),
                      progress=False)
         first_action = ws.con.execute(
             "SELECT a.text FROM personas p, memories m, actions a WHERE m.memory_id = p.evidence[1] "

@@ -2,46 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
-from personaminer.llm.base import LLM, ChatRequest, ChatResult
 from personaminer.quality import PersonaView, QualityConfig, SetContext, score_set
 from personaminer.quality.scorer import decompose_claims
-
-
-class Splitter(LLM):
-    """Answers claim-split requests from a table keyed by a word of the description; judges say Yes."""
-
-    backend_name = "splitter"
-
-    def __init__(self, answers: dict[str, list[str]]) -> None:
-        super().__init__()
-        self.answers, self.seen = answers, []
-
-    @property
-    def model_id(self) -> str:
-        return "splitter"
-
-    def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        out = []
-        for req in requests:
-            self.seen.append(req)
-            self.model_calls += 1
-            if req.prompt_name == "claim_judge":
-                claim = req.messages[1]["content"].split("Claim: ")[1]
-                yes = -0.05 if "golf" in claim else -3.0
-                out.append(ChatResult(texts=["Yes"], top_logprobs=[{"Yes": yes, "No": np.log1p(-np.exp(yes))}]))
-                continue
-            text = req.messages[1]["content"].split("<description>")[1]
-            key = next(k for k in self.answers if k in text)
-            out.append(ChatResult(texts=[json.dumps({"claims": self.answers[key]})]))
-        return out
+from tests.fakes import claim_splitter
 
 
 def test_decomposition_is_validated_and_falls_back_to_sentences() -> None:
-    llm = Splitter({"golf": ["The user plays golf.", "The user plays on weekends."],
+    llm = claim_splitter({"golf": ["The user plays golf.", "The user plays on weekends."],
                     "chess": ["The user plays chess."] * 9,  # more than max_claims, every attempt
                     "Swim": ["The user swims " + "very " * 80 + "often."]})  # longer than 300 characters
     out = decompose_claims(["Plays golf on weekends.", "Likes chess. Reads.", "Swims a lot. Dives."], llm,
@@ -59,7 +28,7 @@ def test_score_set_judges_the_decomposed_claims() -> None:
     ctx = SetContext("s", "u", [PersonaView("p0", "Golfer", "Plays golf and tennis.", ["m0", "m1"]),
                                 PersonaView("p1", "Chess", "Likes chess. Reads.", ["m2", "m3"])],
                      ["m0", "m1", "m2", "m3"], vecs, np.eye(2, 4), np.zeros((0, 4)))
-    llm = Splitter({"golf": ["The user plays golf.", "The user plays tennis."], "chess": ["too many"] * 9})
+    llm = claim_splitter({"golf": ["The user plays golf.", "The user plays tennis."], "chess": ["too many"] * 9})
     values, _, verdicts = score_set(ctx, QualityConfig(claims="llm"), embedder=None, llm=llm,  # type: ignore[arg-type]
                                     memory_text={m: m for m in ctx.memory_ids})
     assert [v["claim"] for v in verdicts] == ["The user plays golf.", "The user plays tennis.", "Likes chess.", "Reads."]

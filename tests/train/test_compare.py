@@ -10,21 +10,23 @@ import pytest
 from personaminer import Workspace
 from personaminer.personas.base import PersonaConfig
 from personaminer.quality.scorer import QualityConfig
-from personaminer.train.compare import compare_systems, mean_se
+from personaminer.stats import describe, mean
+from personaminer.train.compare import compare_systems
+from tests.fakes import sampling_persona_model
 
-from .test_groups import SamplingFake
 
-
-def test_mean_se() -> None:
-    assert mean_se([1.0, 2.0, 3.0, float("nan"), None]) == {"mean": 2.0, "se": pytest.approx(1 / math.sqrt(3)),
-                                                             "n": 3}
-    assert mean_se([]) == {"mean": None, "se": None, "n": 0}
+def test_summary_statistics() -> None:
+    assert describe([1.0, 2.0, 3.0, float("nan"), None]) == {"mean": 2.0, "std": 1.0,
+                                                              "se": pytest.approx(1 / math.sqrt(3)), "n": 3}
+    assert describe([]) == {"mean": None, "std": None, "se": None, "n": 0}
+    assert describe([4.0]) == {"mean": 4.0, "std": None, "se": None, "n": 1}
+    assert mean([1.0, 2.0, None, float("nan")]) == 1.5 and mean([]) is None and mean([1 / 3], 4) == 0.3333
 
 
 def test_compare_two_models(train_ws: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
     path, users = train_ws
     test_users = users[:3]
-    systems = {"base": (SamplingFake(vary=False), None), "other": (SamplingFake(vary=True), "runs/x/adapter.gguf")}
+    systems = {"base": (sampling_persona_model(vary=False), None), "other": (sampling_persona_model(vary=True), "runs/x/adapter.gguf")}
     with Workspace(path) as ws:
         report = compare_systems(ws, test_users, systems, PersonaConfig(builder="model", memory_set="extractive",
                                                                         max_memories=12),
@@ -45,8 +47,8 @@ def test_compare_two_models(train_ws: tuple[Path, list[str]], embedder) -> None:
 def test_failed_sets_count_in_the_overall_scores(train_ws: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
     path, users = train_ws
     test_users = users[:3]
-    systems = {"base": (SamplingFake(vary=True), None),
-               "broken": (SamplingFake(fail_seeds=frozenset({0})), "runs/broken/adapter.gguf")}
+    systems = {"base": (sampling_persona_model(vary=True), None),
+               "broken": (sampling_persona_model(fail_seeds=frozenset({0})), "runs/broken/adapter.gguf")}
     with Workspace(path) as ws:
         report = compare_systems(ws, test_users, systems, PersonaConfig(builder="model", memory_set="extractive",
                                                                         max_memories=12, max_retries=0),
@@ -56,5 +58,5 @@ def test_failed_sets_count_in_the_overall_scores(train_ws: tuple[Path, list[str]
     assert broken["valid"]["mean"] == 0.0 and broken["final_all"]["mean"] == 0.0 and broken["final_all"]["n"] == 3
     assert base["valid"]["mean"] == 1.0 and base["final_all"]["mean"] == pytest.approx(base["final"]["mean"])
     paired = report["paired_vs_base"]["broken"]
-    assert paired["valid"] == {"mean": -1.0, "se": 0.0, "n": 3}
+    assert paired["valid"] == {"mean": -1.0, "std": 0.0, "se": 0.0, "n": 3}
     assert paired["final_all"]["mean"] == pytest.approx(-base["final"]["mean"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -10,47 +11,19 @@ from pathlib import Path
 import pytest
 
 from personaminer import Workspace
-from personaminer.llm.base import LLM, ChatRequest, ChatResult
+from personaminer.evaluate.split import assign_roles, load_roles
 from personaminer.personas.model import prepare
 from personaminer.personas.run import load_memory_items
-from personaminer.train.groups import GroupConfig, assign_roles, build_groups, load_roles
+from personaminer.train.groups import GroupConfig, build_groups
+from tests.fakes import sampling_persona_model
 
 _NUM = re.compile(r"^(\d+)\. ", re.MULTILINE)
 
 
-class SamplingFake(LLM):
-    """Splits the numbered memories into two personas at a point chosen by the request's seed
-    (``vary=False``: the same split for every seed, so all samples are identical)."""
-
-    backend_name = "fake-sampler"
-
-    def __init__(self, vary: bool = True, fail_seeds: frozenset[int] = frozenset()) -> None:
-        super().__init__()
-        self.vary = vary
-        self.fail_seeds = fail_seeds  # samples with these seeds answer with placeholders, every time
-
-    @property
-    def model_id(self) -> str:
-        return f"fake-sampler-{self.vary}-{sorted(self.fail_seeds)}"
-
-    def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        out = []
-        for req in requests:
-            block = req.messages[1]["content"].split("<memories>")[1].split("</memories>")[0]
-            n = len(_NUM.findall(block))
-            if req.seed in self.fail_seeds:
-                bad = {"personas": [{"label": "...", "description": "...", "evidence": [1, 2]}]}
-                out.append(ChatResult(texts=[json.dumps(bad)], prompt_tokens=50, completion_tokens=20))
-                self.model_calls += 1
-                continue
-            cut = 1 + (req.seed % max(1, n - 1) if self.vary else 0)
-            a, b = list(range(1, cut + 1)), list(range(cut + 1, n + 1))
-            personas = [{"label": f"Part one {cut}", "description": "The first memories of this user.", "evidence": a}]
-            if b:
-                personas.append({"label": f"Part two {cut}", "description": "The later memories.", "evidence": b})
-            out.append(ChatResult(texts=[json.dumps({"personas": personas})], prompt_tokens=50, completion_tokens=20))
-            self.model_calls += 1
-        return out
+def _config(group_size: int, **kw: object) -> GroupConfig:
+    """G samples at temperature 0.7 over 12 memories; 1 val and 2 test users."""
+    persona = dataclasses.replace(GroupConfig().persona, samples=group_size, temperature=0.7, max_memories=12)
+    return GroupConfig(persona=persona, **{"val_users": 1, "test_users": 2, **kw})  # type: ignore[arg-type]
 
 
 def test_roles_are_disjoint_seeded_and_order_free() -> None:
@@ -66,9 +39,8 @@ def test_roles_are_disjoint_seeded_and_order_free() -> None:
 
 def test_build_groups_ranks_candidates(train_ws: tuple[Path, list[str]], embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path, users = train_ws
-    config = GroupConfig(group_size=4, temperature=0.7, memory_set="extractive", max_memories=12, val_users=1,
-                         test_users=2, tie_margin=0.0)
-    llm = SamplingFake()
+    config = _config(4, tie_margin=0.0)
+    llm = sampling_persona_model()
     with Workspace(path) as ws:
         meta = build_groups(ws, users, config, llm=llm, embedder=embedder, progress=False)
         roles = load_roles(ws)
@@ -79,7 +51,7 @@ def test_build_groups_ranks_candidates(train_ws: tuple[Path, list[str]], embedde
     assert meta["fingerprint"] == hashlib.sha256((path / "train" / "groups.jsonl").read_bytes()).hexdigest()
     for g in groups:
         assert roles[g["user_id"]] in ("train", "val")  # test users never get groups
-        prepared = prepare(memories[g["user_id"]], config.persona_config(), embedder)
+        prepared = prepare(memories[g["user_id"]], config.persona, embedder)
         assert g["messages"] == prepared.messages()
         cands = g["candidates"]
         assert len(cands) >= 2 and len({c["completion"] for c in cands}) == len(cands)
@@ -98,21 +70,19 @@ def test_build_groups_ranks_candidates(train_ws: tuple[Path, list[str]], embedde
 
 def test_identical_samples_make_no_group(train_ws: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
     path, users = train_ws
-    config = GroupConfig(group_size=3, temperature=0.7, memory_set="extractive", max_memories=12, val_users=1,
-                         test_users=2)
+    config = _config(3)
     with Workspace(path) as ws:
-        meta = build_groups(ws, users, config, llm=SamplingFake(vary=False), embedder=embedder, progress=False)
+        meta = build_groups(ws, users, config, llm=sampling_persona_model(vary=False), embedder=embedder, progress=False)
     assert meta["counts"]["groups"] == 0
     assert meta["counts"]["dropped_too_small"] == 6 - 2  # every train and val user: one distinct candidate
 
 
 def test_failed_samples_join_as_the_last_ranked_candidates(train_ws: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
     path, users = train_ws
-    config = GroupConfig(group_size=3, temperature=0.7, memory_set="extractive", max_memories=12, val_users=1,
-                         test_users=2, tie_margin=0.0)
+    config = _config(3, tie_margin=0.0)
     bad = json.dumps({"personas": [{"label": "...", "description": "...", "evidence": [1, 2]}]})
     with Workspace(path) as ws:
-        meta = build_groups(ws, users, config, llm=SamplingFake(fail_seeds=frozenset({1})), embedder=embedder,
+        meta = build_groups(ws, users, config, llm=sampling_persona_model(fail_seeds=frozenset({1})), embedder=embedder,
                             progress=False)
     groups = [json.loads(line) for line in (path / "train" / "groups.jsonl").read_text().splitlines()]
     assert groups and meta["counts"]["failed_candidates"] == len(groups)
@@ -123,18 +93,17 @@ def test_failed_samples_join_as_the_last_ranked_candidates(train_ws: tuple[Path,
         assert all(c["score"] > 0.0 for c in g["candidates"] if c["valid"])
     # the same samples without failed candidates: one candidate fewer per group
     with Workspace(path) as ws:
-        plain = build_groups(ws, users, GroupConfig(**{**config.__dict__, "failed_candidates": False}),
-                             llm=SamplingFake(fail_seeds=frozenset({1})), embedder=embedder, sample=False,
-                             progress=False)
+        plain = build_groups(ws, users, dataclasses.replace(config, failed_candidates=False),
+                             llm=sampling_persona_model(fail_seeds=frozenset({1})), embedder=embedder, sample=False,
+                             replace=True, progress=False)
     assert plain["counts"]["failed_candidates"] == 0
     assert plain["counts"]["candidates"] == meta["counts"]["candidates"] - meta["counts"]["groups"]
 
 
 def test_a_group_needs_a_valid_candidate(train_ws: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
     path, users = train_ws
-    config = GroupConfig(group_size=2, temperature=0.7, memory_set="extractive", max_memories=12, val_users=1,
-                         test_users=2, tie_margin=0.0)
+    config = _config(2, tie_margin=0.0)
     with Workspace(path) as ws:
-        meta = build_groups(ws, users, config, llm=SamplingFake(fail_seeds=frozenset({0, 1})), embedder=embedder,
+        meta = build_groups(ws, users, config, llm=sampling_persona_model(fail_seeds=frozenset({0, 1})), embedder=embedder,
                             progress=False)
     assert meta["counts"]["groups"] == 0 and meta["counts"]["dropped_all_failed"] == 6 - 2

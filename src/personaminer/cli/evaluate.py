@@ -1,4 +1,4 @@
-"""The ``split`` and ``evaluate`` commands (top level; registered by ``personaminer.cli``)."""
+"""``split`` and ``evaluate``: the evaluation protocol and future-interaction prediction."""
 
 from __future__ import annotations
 
@@ -14,18 +14,20 @@ from personaminer.cli import (
     ModelOpt,
     NoCacheOpt,
     WorkspaceOpt,
-    _select_users,
-    app,
     console,
+    default,
     err,
     llm_config,
+    select_users,
 )
 from personaminer.datasets.base import InputError
+from personaminer.evaluate.run import EvalConfig
 from personaminer.store import DEFAULT_WORKSPACE, Workspace
 from personaminer.terminal import markup
 
+E = EvalConfig
 
-@app.command("split")
+
 def split_cmd(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     future_frac: Annotated[float | None, typer.Option("--future-frac", help="The last fraction of each user's "
@@ -57,7 +59,7 @@ def split_cmd(
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     with Workspace(workspace) as ws:
-        ids = _select_users(ws, users, user, seed)
+        ids = select_users(ws, users, user, seed)
         if not ids:
             raise InputError(f"workspace {workspace} has no users: run `personaminer ingest` first")
         try:
@@ -79,7 +81,6 @@ def split_cmd(
                   "users", soft_wrap=True)
 
 
-@app.command("evaluate")
 def evaluate_cmd(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     protocol: Annotated[str, typer.Option("--protocol", help="sampled, hard, full, or all (comma-separated list "
@@ -88,24 +89,28 @@ def evaluate_cmd(
                                                 "memories=extractive,personas:single=single (default: the baselines, "
                                                 "every memory set, every group of persona sets; see docs/evaluate.md).")] = None,
     max_targets: Annotated[int, typer.Option("--max-targets", help="Distinct future texts per user (seeded sample "
-                                             "beyond).")] = 20,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for targets, negatives, user sample, bootstrap.")] = 0,
+                                             "beyond).")] = default(E, "max_targets"),
+    seed: Annotated[int, typer.Option("--seed", help="Seed for targets, negatives, user sample, "
+                                      "bootstrap.")] = default(E, "seed"),
     users: Annotated[int | None, typer.Option("--users", help="Evaluate a seeded sample of N split users.")] = None,
     role: Annotated[str | None, typer.Option("--role", help="Evaluate only the split users holding this held-out "
                                              "role, e.g. test (see `train roles`).")] = None,
-    negatives: Annotated[int, typer.Option("--negatives", help="Negatives per target (sampled, hard).")] = 99,
+    negatives: Annotated[int, typer.Option("--negatives", help="Negatives per target (sampled, "
+                                           "hard).")] = default(E, "n_negatives"),
     near_duplicate: Annotated[float, typer.Option("--near-duplicate", help="hard: drop candidates with cosine >= "
-                                                  "this to the target.")] = 0.9,
+                                                  "this to the target.")] = default(E, "near_duplicate"),
     baseline: Annotated[str | None, typer.Option("--baseline", help="System the paired tests compare against "
                                                  "(default: single, else history_embed).")] = None,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples.")] = 1000,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples.")] = default(E, "bootstrap"),
     shuffle_targets: Annotated[bool, typer.Option("--shuffle-targets", help="Control: score each user against "
                                                   "another user's targets (should give chance).")] = False,
     failed_sets: Annotated[str, typer.Option("--failed-sets", help="missing: a failed persona set drops the user "
-                                             "from the main tables; chance: it ranks every candidate alike.")] = "missing",
+                                             "from the main tables; chance: it ranks every candidate "
+                                             "alike.")] = default(E, "failed_sets"),
     rerank: Annotated[str | None, typer.Option("--rerank", help="llm: add a row <system>+llm per reranked system, "
                                                "its top candidates re-ordered by an LLM yes/no question.")] = None,
-    rerank_top: Annotated[int, typer.Option("--rerank-top", help="Candidates the reranker re-orders.")] = 10,
+    rerank_top: Annotated[int, typer.Option("--rerank-top", help="Candidates the reranker "
+                                            "re-orders.")] = default(E, "rerank_top"),
     rerank_systems: Annotated[str | None, typer.Option("--rerank-systems", help="Comma-separated names of the "
                                                        "systems to rerank (default: every text system).")] = None,
     llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, llm_config_file: LlmConfigOpt = None,
@@ -157,3 +162,8 @@ def evaluate_cmd(
         err.print(f"[yellow]missing system[/] {markup(name)}: {markup(why)}", soft_wrap=True)
     name = "evaluate-shuffled" if shuffle_targets else "evaluate"
     console.print(f"report: {markup(workspace)}/reports/{markup(name)}.json and {markup(name)}.md ({report['seconds']} s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("split")(split_cmd)
+    app.command("evaluate")(evaluate_cmd)

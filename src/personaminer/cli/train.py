@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -9,12 +10,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from personaminer.cli import default
 from personaminer.datasets.base import InputError
 from personaminer.store import DEFAULT_WORKSPACE, Workspace
 from personaminer.terminal import console as _console
 from personaminer.terminal import markup
+from personaminer.train.groups import GroupConfig
 
 app = typer.Typer(no_args_is_help=True)
+G = GroupConfig
+_SAMPLING = default(G, "persona")
 console = _console()
 
 WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder.")]
@@ -34,44 +39,51 @@ def _llm(model: str, adapter: Path | None = None, no_cache: bool = False):  # ty
 def build_groups_cmd(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     users: Annotated[int | None, typer.Option("--users", help="A seeded sample of N users (default: all).")] = None,
-    group_size: Annotated[int, typer.Option("--group-size", "-G", help="Persona-model samples per user.")] = 4,
-    temperature: Annotated[float, typer.Option("--temperature")] = 1.0,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    memory_set: Annotated[str, typer.Option("--memories", help="Which memory set to read.")] = "extractive",
-    max_memories: Annotated[int, typer.Option("--max-memories")] = 24,
+    group_size: Annotated[int, typer.Option("--group-size", "-G", help="Persona-model samples per "
+                                            "user.")] = _SAMPLING.samples,
+    temperature: Annotated[float, typer.Option("--temperature")] = _SAMPLING.temperature,
+    seed: Annotated[int, typer.Option("--seed")] = _SAMPLING.seed,
+    memory_set: Annotated[str, typer.Option("--memories", help="Which memory set to read.")] = _SAMPLING.memory_set,
+    max_memories: Annotated[int, typer.Option("--max-memories")] = _SAMPLING.max_memories,
     include: Annotated[list[str], typer.Option("--include-builder", help="Stored sets of this builder join "
                                                 "each group (repeatable), e.g. cluster.")] = [],  # noqa: B006
-    max_retries: Annotated[int, typer.Option("--max-retries", help="Re-asks of an invalid sample.")] = 0,
+    max_retries: Annotated[int, typer.Option("--max-retries", help="Re-asks of an invalid "
+                                             "sample.")] = _SAMPLING.max_retries,
     failed: Annotated[bool, typer.Option("--failed-candidates/--no-failed-candidates", help="Invalid samples join "
-                                         "each group as candidates ranked last.")] = True,
-    tie_margin: Annotated[float, typer.Option("--tie-margin")] = 0.01,
-    val_users: Annotated[int, typer.Option("--val-users")] = 10,
-    test_users: Annotated[int, typer.Option("--test-users")] = 30,
+                                         "each group as candidates ranked last.")] = default(G, "failed_candidates"),
+    tie_margin: Annotated[float, typer.Option("--tie-margin")] = default(G, "tie_margin"),
+    val_users: Annotated[int, typer.Option("--val-users")] = default(G, "val_users"),
+    test_users: Annotated[int, typer.Option("--test-users")] = default(G, "test_users"),
     judge: Annotated[str, typer.Option("--judge", help="Claim judge for ranking: embedding or llm.")] = "embedding",
     model: ModelOpt = "smollm2-135m-instruct",
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: W/train).")] = None,
     sample: Annotated[bool, typer.Option("--sample/--only-sampled", help="--only-sampled: no new samples; "
                                          "groups from the candidates stored so far.")] = True,
+    replace: Annotated[bool, typer.Option("--replace", help="Rebuild a groups dataset built otherwise in --out.")
+                       ] = False,
 ) -> None:
     """Sample G persona sets per train/val user, score and rank them, write groups.jsonl."""
     from personaminer.embed import MiniLMEmbedder
-    from personaminer.train.groups import GroupConfig, build_groups
+    from personaminer.quality.scorer import QualityConfig
+    from personaminer.train.groups import build_groups
 
     if judge != "embedding":
         raise InputError("build-groups ranks with the embedding judge (the LLM judge is too slow for G x users "
                          "on a CPU); score the held-out comparison with --judge llm instead")
     try:
-        config = GroupConfig(group_size=group_size, temperature=temperature, seed=seed, memory_set=memory_set,
-                             max_memories=max_memories, include_builders=tuple(include), tie_margin=tie_margin,
-                             max_retries=max_retries, failed_candidates=failed, val_users=val_users,
-                             test_users=test_users, judge=judge)
+        persona = dataclasses.replace(_SAMPLING, samples=group_size, temperature=temperature, seed=seed,
+                                      memory_set=memory_set, max_memories=max_memories, max_retries=max_retries)
+        config = GroupConfig(persona=persona, include_builders=tuple(include), tie_margin=tie_margin,
+                             failed_candidates=failed, val_users=val_users, test_users=test_users,
+                             quality=QualityConfig(judge=judge))  # type: ignore[arg-type]
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     with Workspace(workspace) as ws:
         ids = ws.users(sample=users, seed=seed) if users else ws.users()
         llm = _llm(model)
         try:
-            meta = build_groups(ws, ids, config, llm=llm, embedder=MiniLMEmbedder(), out_dir=out, sample=sample)
+            meta = build_groups(ws, ids, config, llm=llm, embedder=MiniLMEmbedder(), out_dir=out, sample=sample,
+                                replace=replace)
         finally:
             llm.close()
     table = Table(title=f"preference groups -> {markup(out or Path(workspace) / 'train')}", show_header=False)
@@ -87,8 +99,8 @@ def roles_cmd(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     users: Annotated[int | None, typer.Option("--users", help="A seeded sample of N users (default: all).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    val_users: Annotated[int, typer.Option("--val-users")] = 10,
-    test_users: Annotated[int, typer.Option("--test-users")] = 30,
+    val_users: Annotated[int, typer.Option("--val-users")] = default(G, "val_users"),
+    test_users: Annotated[int, typer.Option("--test-users")] = default(G, "test_users"),
 ) -> None:
     """Assign the held-out roles (train/val/test) without sampling anything.
 
@@ -96,7 +108,7 @@ def roles_cmd(
     same roles, and a user never changes role, so the test users can get personas and be
     evaluated (``personas --role test``, ``evaluate --role test``) before or without training.
     """
-    from personaminer.train.groups import assign_roles, store_roles
+    from personaminer.evaluate.split import assign_roles, store_roles
 
     with Workspace(workspace) as ws:
         ids = ws.users(sample=users, seed=seed) if users else ws.users()
@@ -181,14 +193,14 @@ def compare_cmd(
                                              "valid first answers is measured as such).")] = 2,
 ) -> None:
     """Score the base persona model against trained adapters on held-out users (mean +- SE, paired)."""
-    from personaminer.cli import _parse_pairs
+    from personaminer.cli import parse_pairs
     from personaminer.embed import MiniLMEmbedder
+    from personaminer.evaluate.split import load_roles
     from personaminer.personas.base import PersonaConfig
     from personaminer.quality.scorer import QualityConfig
     from personaminer.train.compare import compare_systems
-    from personaminer.train.groups import load_roles
 
-    pairs = _parse_pairs(adapter, "--adapter")
+    pairs = parse_pairs(adapter, "--adapter")
     with Workspace(workspace) as ws:
         users = sorted(u for u, r in load_roles(ws).items() if r == role)[:max_users]
         if not users:
@@ -224,3 +236,7 @@ def _fmt(x: dict) -> str:  # type: ignore[type-arg]
     if x["mean"] is None:
         return "-"
     return f"{x['mean']:.3f} ± {x['se']:.3f}" if x["se"] is not None else f"{x['mean']:.3f}"
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="train", help="Train the persona model with groupwise DPO (LoRA).")

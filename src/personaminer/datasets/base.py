@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from personaminer.errors import UserError
+
 #: Columns every chunk provides, in this order.
 STAGING_COLUMNS: dict[str, pa.DataType] = {
     "source_file": pa.string(),  # file (or archive member) the row came from
@@ -131,7 +133,7 @@ CSV_REJECT_REASONS = {
 }
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """A problem with the input as a whole (missing file, wrong format, bad mapping).
 
     The CLI prints its message as a one-line error; the message must say what to do.

@@ -18,6 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from personaminer.errors import UserError
 from personaminer.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ RECBOLE_SHA256 = "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a4
 ML100K_FILES = ("ml-100k.inter", "ml-100k.item", "ml-100k.user")
 
 
-class FetchError(RuntimeError):
+class FetchError(UserError, RuntimeError):
     """A dataset could not be fetched; the message says why and what to try."""
 
 

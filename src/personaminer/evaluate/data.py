@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from personaminer import tables
 from personaminer.store import Workspace
 
 
@@ -66,8 +67,7 @@ class EvalData:
 
 def target_kinds(ws: Workspace) -> list[str]:
     """``query`` when the split users' actions include queries, else every kind but ``click``."""
-    kinds = [r[0] for r in ws.con.execute(
-        "SELECT DISTINCT kind FROM actions WHERE user_id IN (SELECT user_id FROM splits) ORDER BY 1").fetchall()]
+    kinds = tables.protocol.split_kinds(ws.con)
     if "query" in kinds:
         return ["query"]
     return [k for k in kinds if k != "click"]
@@ -76,9 +76,7 @@ def target_kinds(ws: Workspace) -> list[str]:
 def load_data(ws: Workspace, *, max_targets: int = 20, seed: int = 0, kinds: Sequence[str] | None = None) -> EvalData:
     """Read every split user's interactions; choose each user's targets (seeded, stable per user)."""
     kinds = list(kinds) if kinds else target_kinds(ws)
-    rows = ws.con.execute(
-        "SELECT a.user_id, a.text, a.ts >= s.cutoff_ts AS fut FROM actions a JOIN splits s USING (user_id) "
-        "WHERE a.kind IN (SELECT unnest(?::VARCHAR[])) ORDER BY a.user_id, a.ts, a.seq", [kinds]).fetchall()
+    rows = tables.protocol.split_interactions(ws.con, kinds)
     index: dict[str, int] = {}
     texts: list[str] = []
     hist: dict[str, list[int]] = {}
@@ -95,7 +93,7 @@ def load_data(ws: Workspace, *, max_targets: int = 20, seed: int = 0, kinds: Seq
             fut.setdefault(uid, {})[i] = None
         else:
             hist.setdefault(uid, []).append(i)
-    split = [r[0] for r in ws.con.execute("SELECT user_id FROM splits ORDER BY user_id").fetchall()]
+    split = tables.protocol.split_users(ws.con)
     users: dict[str, UserData] = {}
     skipped: dict[str, str] = {}
     counts: Counter[int] = Counter()

@@ -10,21 +10,21 @@ shuffled-targets control). Protocol and metric definitions:
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from personaminer import terminal
+from personaminer import tables, terminal
 from personaminer.embed import Embedder
+from personaminer.errors import UserError
 from personaminer.evaluate.data import EvalData, load_data, stable_seed
 from personaminer.evaluate.metrics import METRICS, TIE_TOL, bootstrap_ci, metrics_from_counts, paired_test
 from personaminer.evaluate.protocols import PROTOCOLS, allowed_mask, hard_negatives, sampled_negatives, squash
+from personaminer.evaluate.report import to_markdown
 from personaminer.evaluate.rerank import LLMReranker
 from personaminer.evaluate.rerank import describe as rerank_describe
 from personaminer.evaluate.split import check_no_leakage
@@ -39,12 +39,13 @@ from personaminer.evaluate.systems import (
     whitespace_tokens,
 )
 from personaminer.llm.base import LLM
+from personaminer.stats import mean
 from personaminer.store import Workspace
 
 GROUPS = ("all", "repeats", "novel")
 
 
-class LeakageError(RuntimeError):
+class LeakageError(UserError, RuntimeError):
     """Memories or personas cite actions at or after their user's cutoff."""
 
 
@@ -164,51 +165,17 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, llm
     """
     if config.rerank == "llm" and llm is None:
         raise ValueError("the llm reranker needs an LLM (CLI: --rerank llm with --model/--llm)")
-    if not ws.has_table("splits") or not ws.con.execute("SELECT count(*) FROM splits").fetchall()[0][0]:
-        raise ValueError(f"no temporal split in {ws.path}: run `personaminer split -w {ws.path}` first")
-    leak = check_no_leakage(ws)
-    if not leak["ok"]:
-        raise LeakageError(f"memories or personas cite actions at or after their user's cutoff: {leak}. Rebuild them "
-                           "after the split (memories and personas read only the history of split users)")
+    leak = _check_ready(ws)
     t_start = time.perf_counter()
     data = load_data(ws, max_targets=config.max_targets, seed=config.seed, kinds=config.kinds)
-    users = sorted(data.users)
-    if config.role is not None:
-        held = set(ws.role_users(config.role))
-        if not held:
-            raise ValueError(f"no user holds the role {config.role!r}: assign roles with `personaminer train roles`")
-        users = [u for u in users if u in held]
-    if config.users is not None and config.users < len(users):
-        import random
-
-        users = sorted(random.Random(config.seed).sample(users, config.users))
-    if not users:
-        raise ValueError("no split user has both history and future interactions to evaluate")
+    users = _users(ws, data, config)
     systems = parse_specs(config.systems or default_specs(ws))
     names = [s.name for s in systems]
     baseline = config.baseline or ("single" if "single" in names else "history_embed")
-
     with ws.run("evaluate", {**config.to_dict(), "users_evaluated": len(users)}) as run, terminal.progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
             TimeElapsedColumn(), disable=not progress) as bar:
-        pool_texts = [data.texts[int(t)] for t in data.pool]
-        t_embed = time.perf_counter()
-        emb_task = bar.add_task("embed pool", total=len(pool_texts), stats="")
-        chunks = []
-        for s in range(0, len(pool_texts), 2048):
-            chunks.append(embedder.encode(pool_texts[s:s + 2048]))
-            bar.update(emb_task, advance=len(chunks[-1]))
-        pool_vectors = np.concatenate(chunks) if chunks else np.zeros((0, 384), dtype=np.float32)
-        ctx = EvalContext(ws=ws, data=data, embedder=embedder, pool_vectors=pool_vectors,
-                          failed_as_chance=config.failed_sets == "chance")
-        ctx._vec.update({int(t): pool_vectors[i] for i, t in enumerate(data.pool)})
-        hist = [i for i in dict.fromkeys(i for u in users for i in data.users[u].history) if i not in ctx._vec]
-        hist_task = bar.add_task("embed history", total=len(hist), stats="")
-        for s in range(0, len(hist), 2048):  # once for every system that embeds history texts
-            ctx.text_vectors(hist[s:s + 2048])
-            bar.update(hist_task, advance=len(hist[s:s + 2048]))
-        embed_seconds = time.perf_counter() - t_embed
-
+        ctx, embed_seconds = _embed(ws, data, users, embedder, config, bar)
         prep_seconds: dict[str, float] = {}
         for s in systems:
             t0 = time.perf_counter()
@@ -216,51 +183,14 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, llm
             prep_seconds[s.name] = time.perf_counter() - t0
         present = [s for s in systems if s.missing_reason is None and any(s.covers(u) for u in users)]
         missing = {s.name: s.missing_reason or "covers no evaluated user" for s in systems if s not in present}
-        if baseline not in [s.name for s in present]:
-            baseline_note = f"baseline {baseline!r} is not in the table: no paired tests"
-            baseline_name: str | None = None
-        else:
-            baseline_note, baseline_name = "", baseline
+        baseline_name = baseline if baseline in [s.name for s in present] else None
+        baseline_note = "" if baseline_name else f"baseline {baseline!r} is not in the table: no paired tests"
         common = [u for u in users if all(s.covers(u) for s in present)]
         reranker, reranked = _rerankers(config, present, llm)
-        present_rows: list[System] = present + [r for r in reranked.values()]
-
-        tasks = _build_tasks(data, users, config, pool_vectors, bar)
-        per: dict[str, dict[str, dict[str, dict[str, dict[str, float]]]]] = {
-            p: {s.name: {g: {} for g in GROUPS} for s in present_rows} for p in config.protocols}
-        score_seconds = dict.fromkeys([s.name for s in present_rows], 0.0)
-        user_task = bar.add_task("score users", total=len(tasks), stats="")
-
-        def record(name: str, task: _Task, p: str, counts: tuple[np.ndarray, np.ndarray]) -> None:
-            vals = metrics_from_counts(*counts)
-            for g, sel in (("all", np.ones(len(task.targets), bool)), ("repeats", task.repeat), ("novel", ~task.repeat)):
-                if sel.any():
-                    per[p][name][g][task.user_id] = {m: float(vals[m][sel].mean()) for m in METRICS}
-
-        for task in tasks:
-            for s in present:
-                if not s.covers(task.user_id):
-                    continue
-                t0 = time.perf_counter()
-                scores = np.asarray(s.score(task.user_id), dtype=np.float64)
-                for p in config.protocols:
-                    counts = _counts(scores, task, p)
-                    record(s.name, task, p, counts)
-                    if s.name in reranked and reranker is not None:
-                        t1 = time.perf_counter()
-                        cands = ([np.flatnonzero(task.allowed)] * len(task.targets) if p == "full"
-                                 else task.negatives[p])
-                        record(reranked[s.name].name, task, p, reranker.counts(
-                            s.name, scores, task.targets, cands, pool_texts,
-                            s.representation(task.user_id), counts))
-                        spent = time.perf_counter() - t1
-                        score_seconds[reranked[s.name].name] += spent
-                        t0 += spent  # the base row's time leaves out its reranking
-                score_seconds[s.name] += time.perf_counter() - t0
-            bar.update(user_task, advance=1)
-
-        present = present_rows
-        results = _aggregate(per, present, common, users, baseline_name, config)
+        tasks = _build_tasks(data, users, config, ctx.pool_vectors, bar)
+        per, score_seconds = _score(tasks, present, reranker, reranked, config, data, bar)
+        rows: list[System] = present + list(reranked.values())
+        results = _aggregate(per, rows, common, users, baseline_name, config)
         report = {
             "config": config.to_dict(),
             "workspace": str(ws.path),
@@ -275,23 +205,13 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, llm
             "pool": {"distinct_future_texts": int(len(data.pool))},
             "protocols": {p: _protocol_stats(tasks, p, config) for p in config.protocols},
             "baseline": baseline_name, "baseline_note": baseline_note,
-            "systems": {s.name: {**s.describe(),
-                                 "covered_users": sum(s.covers(u) for u in users),
-                                 "not_covered": _reasons({u: s.not_covered[u] for u in users if u in s.not_covered}),
-                                 "representation_tokens_per_user": _mean([whitespace_tokens(s.representation(u))
-                                                                          for u in common]),
-                                 "llm_tokens_per_user": _mean([s.llm_tokens(u) for u in common]),
-                                 "prepare_seconds": round(prep_seconds.get(s.name, 0.0), 2),
-                                 "score_seconds": round(score_seconds[s.name], 2),
-                                 "build_seconds_per_user": _build_seconds(ws, s.base if isinstance(s, Reranked) else s),
-                                 **(rerank_describe(reranker, s.base.name) if isinstance(s, Reranked)
-                                    and reranker is not None else {})}
-                        for s in present},
+            "systems": {s.name: _describe_system(ws, s, users, common, prep_seconds, score_seconds, reranker)
+                        for s in rows},
             "missing_systems": missing,
             "results": results["main"],
             "own_coverage": results["own"],
             "paired": results["paired"],
-            "quality": _quality(ws, present, common),
+            "quality": _quality(ws, rows, common),
             "leakage_check": leak,
             "embed_model": embedder.model_id,
             "embed_seconds": round(embed_seconds, 2),
@@ -303,6 +223,108 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, llm
     ws.write_report(name, report)
     (ws.path / "reports" / f"{name}.md").write_text(to_markdown(report), encoding="utf-8")
     return report
+
+
+def _check_ready(ws: Workspace) -> dict[str, Any]:
+    """A split exists and nothing stored cites the future; the leakage check's counts."""
+    if not ws.has_table("splits") or not tables.protocol.split_users(ws.con):
+        raise ValueError(f"no temporal split in {ws.path}: run `personaminer split -w {ws.path}` first")
+    leak = check_no_leakage(ws)
+    if not leak["ok"]:
+        raise LeakageError(f"memories or personas cite actions at or after their user's cutoff: {leak}. Build the "
+                           "memories from the history (`personaminer memories --history --set NEW_NAME`, after "
+                           "`personaminer split`), then the personas on them")
+    return leak
+
+
+def _users(ws: Workspace, data: EvalData, config: EvalConfig) -> list[str]:
+    """The evaluated users: split users with history and future, of ``config.role``, sampled to ``config.users``."""
+    users = sorted(data.users)
+    if config.role is not None:
+        held = set(ws.role_users(config.role))
+        if not held:
+            raise ValueError(f"no user holds the role {config.role!r}: assign roles with `personaminer train roles`")
+        users = [u for u in users if u in held]
+    if config.users is not None and config.users < len(users):
+        import random
+
+        users = sorted(random.Random(config.seed).sample(users, config.users))
+    if not users:
+        raise ValueError("no split user has both history and future interactions to evaluate")
+    return users
+
+
+def _embed(ws: Workspace, data: EvalData, users: list[str], embedder: Embedder, config: EvalConfig,
+           bar: Progress) -> tuple[EvalContext, float]:
+    """The evaluation context with the pool and every evaluated user's history embedded once."""
+    t0 = time.perf_counter()
+    pool_texts = [data.texts[int(t)] for t in data.pool]
+    emb_task = bar.add_task("embed pool", total=len(pool_texts), stats="")
+    chunks = []
+    for s in range(0, len(pool_texts), 2048):
+        chunks.append(embedder.encode(pool_texts[s:s + 2048]))
+        bar.update(emb_task, advance=len(chunks[-1]))
+    pool_vectors = np.concatenate(chunks) if chunks else np.zeros((0, 384), dtype=np.float32)
+    ctx = EvalContext(ws=ws, data=data, embedder=embedder, pool_vectors=pool_vectors,
+                      failed_as_chance=config.failed_sets == "chance")
+    ctx._vec.update({int(t): pool_vectors[i] for i, t in enumerate(data.pool)})
+    hist = [i for i in dict.fromkeys(i for u in users for i in data.users[u].history) if i not in ctx._vec]
+    hist_task = bar.add_task("embed history", total=len(hist), stats="")
+    for s in range(0, len(hist), 2048):  # once for every system that embeds history texts
+        ctx.text_vectors(hist[s:s + 2048])
+        bar.update(hist_task, advance=len(hist[s:s + 2048]))
+    return ctx, time.perf_counter() - t0
+
+
+def _score(tasks: list[_Task], present: list[System], reranker: LLMReranker | None, reranked: dict[str, Reranked],
+           config: EvalConfig, data: EvalData, bar: Progress) -> tuple[dict[str, Any], dict[str, float]]:
+    """Per protocol, system, target group and user: the metrics; and the scoring seconds of each system."""
+    pool_texts = [data.texts[int(t)] for t in data.pool]
+    rows = present + list(reranked.values())
+    per: dict[str, dict[str, dict[str, dict[str, dict[str, float]]]]] = {
+        p: {s.name: {g: {} for g in GROUPS} for s in rows} for p in config.protocols}
+    seconds = dict.fromkeys([s.name for s in rows], 0.0)
+    user_task = bar.add_task("score users", total=len(tasks), stats="")
+
+    def record(name: str, task: _Task, p: str, counts: tuple[np.ndarray, np.ndarray]) -> None:
+        vals = metrics_from_counts(*counts)
+        for g, sel in (("all", np.ones(len(task.targets), bool)), ("repeats", task.repeat), ("novel", ~task.repeat)):
+            if sel.any():
+                per[p][name][g][task.user_id] = {m: float(vals[m][sel].mean()) for m in METRICS}
+
+    for task in tasks:
+        for s in present:
+            if not s.covers(task.user_id):
+                continue
+            t0 = time.perf_counter()
+            scores = np.asarray(s.score(task.user_id), dtype=np.float64)
+            for p in config.protocols:
+                counts = _counts(scores, task, p)
+                record(s.name, task, p, counts)
+                if s.name in reranked and reranker is not None:
+                    t1 = time.perf_counter()
+                    cands = [np.flatnonzero(task.allowed)] * len(task.targets) if p == "full" else task.negatives[p]
+                    record(reranked[s.name].name, task, p, reranker.counts(
+                        s.name, scores, task.targets, cands, pool_texts, s.representation(task.user_id), counts))
+                    spent = time.perf_counter() - t1
+                    seconds[reranked[s.name].name] += spent
+                    t0 += spent  # the base row's time leaves out its reranking
+            seconds[s.name] += time.perf_counter() - t0
+        bar.update(user_task, advance=1)
+    return per, seconds
+
+
+def _describe_system(ws: Workspace, s: System, users: list[str], common: list[str], prep_seconds: dict[str, float],
+                     score_seconds: dict[str, float], reranker: LLMReranker | None) -> dict[str, Any]:
+    return {**s.describe(),
+            "covered_users": sum(s.covers(u) for u in users),
+            "not_covered": _reasons({u: s.not_covered[u] for u in users if u in s.not_covered}),
+            "representation_tokens_per_user": mean([whitespace_tokens(s.representation(u)) for u in common], 4),
+            "llm_tokens_per_user": mean([s.llm_tokens(u) for u in common], 4),
+            "prepare_seconds": round(prep_seconds.get(s.name, 0.0), 2),
+            "score_seconds": round(score_seconds[s.name], 2),
+            "build_seconds_per_user": _build_seconds(ws, s.base if isinstance(s, Reranked) else s),
+            **(rerank_describe(reranker, s.base.name) if isinstance(s, Reranked) and reranker is not None else {})}
 
 
 def _rerankers(config: EvalConfig, present: list[System], llm: LLM | None
@@ -391,16 +413,12 @@ def _aggregate(per: dict[str, Any], present: list[System], common: list[str], us
                                             for m in ("hit@10", "ndcg@10", "mrr")}
         for s in present:
             vals = by_sys[s.name]["all"]
-            own[p][s.name] = {"users": len(vals), **{m: _mean([v[m] for v in vals.values()]) for m in METRICS}}
+            own[p][s.name] = {"users": len(vals), **{m: mean([v[m] for v in vals.values()], 4) for m in METRICS}}
     return {"main": main, "own": own, "paired": paired}
 
 
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
     return {k: ([nan_to_none(x) for x in v] if isinstance(v, list) else nan_to_none(v)) for k, v in d.items()}
-
-
-def _mean(xs: Sequence[float]) -> float | None:
-    return round(float(np.mean(xs)), 4) if len(xs) else None
 
 
 def _reasons(d: dict[str, str]) -> dict[str, int]:
@@ -411,10 +429,9 @@ def _reasons(d: dict[str, str]) -> dict[str, int]:
 
 
 def _split_info(ws: Workspace) -> dict[str, Any]:
-    rows = ws.con.execute("SELECT rule_key, count(*), avg(history_days), avg(future_days), sum(n_history_actions), "
-                          "sum(n_future_actions) FROM splits GROUP BY 1").fetchall()
     return {"rules": {r[0]: {"users": r[1], "mean_history_days": round(r[2], 2), "mean_future_days": round(r[3], 2),
-                             "history_actions": int(r[4]), "future_actions": int(r[5])} for r in rows}}
+                             "history_actions": int(r[4]), "future_actions": int(r[5])}
+                      for r in tables.protocol.split_summary(ws.con)}}
 
 
 def _target_stats(tasks: list[_Task], common: list[str]) -> dict[str, Any]:
@@ -431,11 +448,11 @@ def _target_stats(tasks: list[_Task], common: list[str]) -> dict[str, Any]:
 def _protocol_stats(tasks: list[_Task], p: str, config: EvalConfig) -> dict[str, Any]:
     if p == "full":
         sizes = [int(t.allowed.sum()) + 1 for t in tasks]
-        return {"candidates_per_target": {"mean": _mean(sizes), "min": min(sizes), "max": max(sizes)},
+        return {"candidates_per_target": {"mean": mean(sizes, 4), "min": min(sizes), "max": max(sizes)},
                 "rule": "every distinct future text of the pool, the user's history and future excluded, plus the target"}
     sizes = [len(n) + 1 for t in tasks for n in t.negatives[p]]
     out: dict[str, Any] = {"n_negatives": config.n_negatives, "seed": config.seed,
-                           "candidates_per_target": {"mean": _mean(sizes), "min": min(sizes), "max": max(sizes)},
+                           "candidates_per_target": {"mean": mean(sizes, 4), "min": min(sizes), "max": max(sizes)},
                            "targets_with_fewer_negatives": sum(s < config.n_negatives + 1 for s in sizes)}
     if p == "hard":
         out["near_duplicate_cosine"] = config.near_duplicate
@@ -452,9 +469,7 @@ def _build_seconds(ws: Workspace, s: System) -> float | None:
     memory_set = getattr(s, "memory_set", None)
     sec = {"memories": 0.0, "personas": 0.0}
     n = {"memories": 0, "personas": 0}
-    for command, config, summary in ws.con.execute(
-            "SELECT command, config, summary FROM runs WHERE status = 'ok' AND command IN ('memories', 'personas')"
-    ).fetchall():
+    for command, config, summary in tables.runs.ok_stage_runs(ws.con, ("memories", "personas")):
         cfg, summ = json.loads(config or "{}"), json.loads(summary or "{}")
         mine = command == "memories" and summ.get("memory_set") == memory_set and summ.get("days")
         mine = mine or (command == "personas" and isinstance(s, Personas) and s.group is not None
@@ -478,103 +493,10 @@ def _quality(ws: Workspace, present: list[System], common: list[str]) -> dict[st
         if not isinstance(s, Personas) or not getattr(s, "set_ids", None):
             continue
         ids = [sid for u, sid in s.set_ids.items() if u in cs]
-        rows = ws.con.execute("SELECT judge, config_key, values FROM set_scores WHERE set_id IN "
-                              "(SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()
         by: dict[str, list[dict[str, Any]]] = {}
-        for judge, key, values in rows:
-            by.setdefault(f"{judge}/{key}", []).append(json.loads(values))
-        out[s.name] = {k: {"sets": len(v), **{m: _mean([x[m] for x in v if x.get(m) is not None])
+        for _, judge, key, values in tables.scores.values_of(ws.con, ids):
+            by.setdefault(f"{judge}/{key}", []).append(values)
+        out[s.name] = {k: {"sets": len(v), **{m: mean([x[m] for x in v if x.get(m) is not None], 4)
                                                for m in ("final", "cohesion", "alignment", "truthfulness")}}
                        for k, v in sorted(by.items())}
     return out
-
-
-def _fmt(x: float | None, pct: bool = True) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{100 * x:.1f}" if pct else f"{x:.3f}"
-
-
-def _num(x: float | None) -> str:
-    return "-" if x is None else f"{x:,.0f}"
-
-
-def to_markdown(r: dict[str, Any]) -> str:
-    """The report as Markdown tables (metrics in percent; CI = bootstrap 95% over users)."""
-    c = r["config"]
-    lines = [f"# Future interaction prediction: {r['workspace']}", "",
-             f"Split: {json.dumps(r['split']['rules'])}. Interaction kinds: {', '.join(r['interaction_kinds'])}. "
-             f"Users: {r['users']['evaluated']} evaluated, **{r['users']['common']} common to every system** "
-             f"(skipped: {r['users']['skipped_reasons'] or 'none'}). Targets on common users: "
-             f"{r['targets']['targets']} ({r['targets']['repeats']} repeats, {r['targets']['novel']} novel), at most "
-             f"{c['max_targets']} per user, seed {c['seed']}. Future pool: {r['pool']['distinct_future_texts']} distinct "
-             f"texts. Bootstrap: {c['bootstrap']} resamples over users. Embedder: {r['embed_model']}. "
-             f"A failed persona set counts as {'chance (the system ranks every candidate alike for that user)' if c.get('failed_sets') == 'chance' else 'missing (the user leaves the main tables)'}."
-             + (f" **Control: targets shuffled across users** ({r['targets']['shuffled_shared_dropped']} targets that "
-                "the scored user also has in their own history or future left out)." if c["shuffle_targets"] else ""),
-             ""]
-    if r["missing_systems"]:
-        lines += ["Missing systems (not in the table): " + "; ".join(f"`{k}`: {v}" for k, v in
-                                                                      r["missing_systems"].items()), ""]
-    base = r["baseline"]
-    for p, groups in r["results"].items():
-        ps = r["protocols"][p]
-        cand = ps["candidates_per_target"]
-        lines += [f"## Protocol `{p}`", "",
-                  f"Candidates per target: mean {cand['mean']}, min {cand['min']}, max {cand['max']}"
-                  + (f"; near-duplicates (cosine >= {ps['near_duplicate_cosine']}) dropped: "
-                     f"{ps['near_duplicates_dropped']}" if p == "hard" else "") + ".", ""]
-        head = ("| system | users | HR@1 | HR@5 | HR@10 [95% CI] | NDCG@10 | MRR | "
-                + (f"ΔHR@10 vs {base} [95% CI], p |" if base else "") + " repr. tokens/user | LLM tokens/user |")
-        lines += ["### all targets", "", head, "|" + "---|" * (head.count("|") - 1)]
-        for name, row in groups["all"].items():
-            sysinfo = r["systems"][name]
-            hr = row["hit@10"]
-            cells = [name, str(row["users"]), _fmt(row["hit@1"]["mean"]), _fmt(row["hit@5"]["mean"]),
-                     f"{_fmt(hr['mean'])} [{_fmt(hr['ci95'][0])}, {_fmt(hr['ci95'][1])}]",
-                     _fmt(row["ndcg@10"]["mean"]), _fmt(row["mrr"]["mean"])]
-            if base:
-                pr = r["paired"][p]["all"].get(name, {}).get("hit@10")
-                cells.append("baseline" if name == base else
-                             (f"{_fmt(pr['diff'])} [{_fmt(pr['ci'][0])}, {_fmt(pr['ci'][1])}], "
-                              f"p={pr['p_wilcoxon']:.2g}" if pr and pr["diff"] is not None and pr["p_wilcoxon"] is not None
-                              else "-"))
-            cells += [_num(sysinfo["representation_tokens_per_user"]), _num(sysinfo["llm_tokens_per_user"])]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-        for g in ("repeats", "novel"):
-            lines += [f"### {g}", "", "| system | users | HR@10 [95% CI] | NDCG@10 | MRR |", "|---|---|---|---|---|"]
-            for name, row in groups[g].items():
-                hr = row["hit@10"]
-                lines.append(f"| {name} | {row['users']} | {_fmt(hr['mean'])} [{_fmt(hr['ci95'][0])}, "
-                             f"{_fmt(hr['ci95'][1])}] | {_fmt(row['ndcg@10']['mean'])} | {_fmt(row['mrr']['mean'])} |")
-            lines.append("")
-    lines += ["## Systems", "", "| system | spec | model | covered users | not covered | repr. tokens/user | "
-              "LLM tokens/user | build s/user | score s |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, s in r["systems"].items():
-        model = s.get("model_name") or (s.get("model") or "")[:12] or "-"
-        if s.get("model") and "+lora:" in s["model"]:
-            model += f" + LoRA {Path(str((s.get('config') or {}).get('adapter') or '')).parent.name or 'adapter'}"
-        nc = ", ".join([f"{k}: {v}" for k, v in (s["not_covered"] or {}).items()]
-                       + ([f"failed sets at chance: {s['failed_sets_at_chance']}"] if s.get("failed_sets_at_chance") else []))
-        lines.append(f"| {name} | `{s['spec']}` | {model} | {s['covered_users']} | {nc or '-'} | "
-                     f"{_num(s['representation_tokens_per_user'])} | {_num(s['llm_tokens_per_user'])} | "
-                     f"{s['build_seconds_per_user'] if s['build_seconds_per_user'] is not None else '-'} | "
-                     f"{s['score_seconds']} |")
-    if r["quality"]:
-        lines += ["", "## Persona quality (set_scores of the evaluated sets)", "",
-                  "| system | judge/config | sets | final | cohesion | alignment | truthfulness |",
-                  "|---|---|---|---|---|---|---|"]
-        for name, by in r["quality"].items():
-            for key, q in by.items():
-                lines.append(f"| {name} | {key} | {q['sets']} | " + " | ".join(
-                    _fmt(q[m], pct=False) for m in ("final", "cohesion", "alignment", "truthfulness")) + " |")
-    for name, s in r["systems"].items():
-        if s.get("reranker"):
-            lines += ["", f"`{name}`: the top {s['rerank_top_k']} candidates of `{s['base']}` re-ordered by the LLM "
-                      f"(model {s['rerank_model'][:16]}, prompt {s['rerank_prompt']}): {s['targets_reranked']} targets "
-                      f"reranked, {s['targets_moved']} moved, {s['requests']} yes/no requests "
-                      f"({s['failed_answers']} failed), {s['seconds']} s."]
-    lines += ["", f"Leakage check: {'ok' if r['leakage_check']['ok'] else r['leakage_check']}. "
-              f"Wall time: {r['seconds']} s (embedding the pool and the histories {r['embed_seconds']} s).", ""]
-    return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The temporal split: per user, a cutoff; history before it, the future to predict after it.
+"""The evaluation protocol: the temporal split (per user, a cutoff; history before it, the future
+to predict after it) and the held-out roles (train / val / test users).
 
 Rules (all cut at a day boundary, so no user-day, and hence no memory, straddles the cutoff):
 
@@ -9,9 +10,14 @@ Rules (all cut at a day boundary, so no user-day, and hence no memory, straddles
 * ``date``: one global date: actions on or after it are the future.
 
 A user that cannot be split (one active day, or nothing on one side of a global date) gets no
-row and is reported with the reason. Once a user has a row, :meth:`Workspace.user_actions`
-returns only the history, so every stage that builds a user representation reads history only;
-:func:`check_no_leakage` proves it over the stored memories and personas.
+row and is reported with the reason. The split is a lineage output (kind ``split``): memories
+built with ``view="history"`` read only :meth:`Workspace.history_actions` and name the split's
+fingerprint as their parent, so a re-split with another rule (``replace``) deletes them and what
+was built on them. :func:`check_no_leakage` proves over the stored memories and personas that
+nothing cites the future.
+
+Roles (:func:`assign_roles`) are drawn by a seeded hash of each user id and never move once
+stored (:func:`store_roles`); ``personas --role`` and ``evaluate --role`` select by them.
 """
 
 from __future__ import annotations
@@ -24,13 +30,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from personaminer.schema import SPLITS_DDL
+from personaminer import lineage, tables
+from personaminer.datasets.base import InputError
+from personaminer.errors import UserError
 from personaminer.store import Workspace
 
 Rule = Literal["frac", "days", "date"]
 
 
-class SplitConflict(ValueError):
+class SplitConflict(UserError, ValueError):
     """A split with another rule exists; replacing it would make built memories/personas stale."""
 
 
@@ -81,8 +89,7 @@ class SplitConfig:
         return asdict(self)
 
 
-def ensure_table(ws: Workspace) -> None:
-    ws.con.execute(SPLITS_DDL)
+CODE = "split/1"
 
 
 def cut_user(days: Sequence[dt.date], config: SplitConfig) -> tuple[dt.date | None, str | None]:
@@ -116,9 +123,8 @@ def split_users(ws: Workspace, users: Sequence[str], config: SplitConfig, *, rep
     before, so the workspace keeps one rule. Memories and personas built on the old split
     are not deleted: :func:`check_no_leakage` flags those that now cite the future.
     """
-    ensure_table(ws)
     key = config.key()
-    existing = dict(ws.con.execute("SELECT user_id, rule_key FROM splits").fetchall())
+    existing = tables.protocol.split_keys(ws.con)
     other_rules = Counter(k for k in existing.values() if k != key)
     if other_rules and not replace:
         (old, n), = other_rules.most_common(1)
@@ -131,15 +137,14 @@ def split_users(ws: Workspace, users: Sequence[str], config: SplitConfig, *, rep
         todo |= {u for u, k in existing.items() if k != key}
     skipped = sorted(u for u in todo if existing.get(u) == key)
     todo = sorted(u for u in todo if existing.get(u) != key)
-    rows = ws.con.execute(
-        "SELECT user_id, CAST(ts AS DATE) AS day, count(*) FROM actions WHERE user_id IN (SELECT unnest(?::VARCHAR[])) "
-        "GROUP BY 1, 2 ORDER BY 1, 2", [todo]).fetchall()
     per_user: dict[str, list[tuple[dt.date, int]]] = defaultdict(list)
-    for uid, day, n in rows:
+    for uid, day, n in tables.actions.days_per_user(ws.con, todo):
         per_user[uid].append((day, n))
     unsplittable: dict[str, str] = {}
     written: list[list[Any]] = []
+    out = lineage.Output("split", "split", CODE, {"rule_key": key})
     with ws.run("split", {**config.to_dict(), "users": len(users), "replace": replace}) as run:
+        lineage.claim(ws, out, replace=replace, run_id=run["run_id"])
         for uid in todo:
             days = per_user.get(uid, [])
             if not days:
@@ -153,19 +158,10 @@ def split_users(ws: Workspace, users: Sequence[str], config: SplitConfig, *, rep
             fut = [(d, n) for d, n in days if d >= first]
             written.append([uid, dt.datetime.combine(first, dt.time()), config.rule, json.dumps(config.params()), key,
                             sum(n for _, n in hist), sum(n for _, n in fut), len(hist), len(fut), run["run_id"]])
-        ws.con.execute("BEGIN TRANSACTION")
-        try:
-            ws.con.execute("DELETE FROM splits WHERE user_id IN (SELECT unnest(?::VARCHAR[]))", [todo])
-            if written:
-                ws.con.executemany("INSERT INTO splits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", written)
-            ws.con.execute("COMMIT")
-        except Exception:
-            ws.con.execute("ROLLBACK")
-            raise
+        with ws.transaction() as con:
+            tables.protocol.replace_splits(con, todo, written)
         replaced = sorted(u for u in todo if u in existing)
-        stats = ws.con.execute(
-            "SELECT count(*), sum(n_history_actions), sum(n_future_actions), avg(history_days), avg(future_days), "
-            "min(cutoff_ts), max(cutoff_ts) FROM splits WHERE rule_key = ?", [key]).fetchall()[0]
+        stats = tables.protocol.split_stats(ws.con, key)
         summary = {
             "rule": config.rule, "params": config.params(), "rule_key": key, "requested_users": len(users),
             "split": len(written), "already_split": len(skipped), "replaced": len(replaced),
@@ -175,6 +171,7 @@ def split_users(ws: Workspace, users: Sequence[str], config: SplitConfig, *, rep
             "mean_history_days": round(stats[3], 2) if stats[3] is not None else None,
             "mean_future_days": round(stats[4], 2) if stats[4] is not None else None,
             "cutoff_range": [stats[5], stats[6]],
+            "fingerprint": out.fingerprint,
         }
         if replaced:
             summary["leakage_check"] = check_no_leakage(ws)
@@ -185,9 +182,7 @@ def split_users(ws: Workspace, users: Sequence[str], config: SplitConfig, *, rep
 
 def split_user_ids(ws: Workspace) -> list[str]:
     """Users with a split, sorted."""
-    if not ws.has_table("splits"):
-        return []
-    return [r[0] for r in ws.con.execute("SELECT user_id FROM splits ORDER BY user_id").fetchall()]
+    return tables.protocol.split_users(ws.con) if ws.has_table("splits") else []
 
 
 def check_no_leakage(ws: Workspace) -> dict[str, Any]:
@@ -203,18 +198,37 @@ def check_no_leakage(ws: Workspace) -> dict[str, Any]:
     if not (ws.has_table("splits") and ws.has_table("memories")):
         out["ok"] = True
         return out
-    con = ws.con
-    leaky = """SELECT DISTINCT m.memory_id FROM memories m JOIN splits s ON s.user_id = m.user_id
-               LEFT JOIN (SELECT memory_id, unnest(action_ids) AS action_id FROM memories) x ON x.memory_id = m.memory_id
-               LEFT JOIN actions a ON a.action_id = x.action_id
-               WHERE m.end_ts >= s.cutoff_ts OR m.start_ts >= s.cutoff_ts OR a.ts >= s.cutoff_ts"""
-    ids = [r[0] for r in con.execute(leaky + " ORDER BY 1").fetchall()]
+    ids = tables.protocol.leaky_memories(ws.con)
     out["memories_citing_future"] = len(ids)
     out["examples"] = ids[:5]
     if ids and ws.has_table("personas"):
-        rows = con.execute("""SELECT count(DISTINCT persona_id), count(DISTINCT set_id) FROM
-                              (SELECT persona_id, set_id, unnest(evidence) AS memory_id FROM personas)
-                              WHERE memory_id IN (SELECT unnest(?::VARCHAR[]))""", [ids]).fetchall()[0]
-        out["personas_citing_future"], out["persona_sets_on_future"] = int(rows[0]), int(rows[1])
+        out["personas_citing_future"], out["persona_sets_on_future"] = tables.protocol.personas_citing(ws.con, ids)
     out["ok"] = out["memories_citing_future"] == 0 and out["personas_citing_future"] == 0
     return out
+
+
+# -- held-out roles -------------------------------------------------------------------------
+def assign_roles(users: Sequence[str], *, val_users: int, test_users: int, seed: int) -> dict[str, str]:
+    """Disjoint roles by a seeded hash of each user id: the first ``test_users`` are test, the
+    next ``val_users`` val, the rest train."""
+    import hashlib
+
+    if val_users + test_users >= len(users):
+        raise InputError(f"{len(users)} users leave none for training with {val_users} val and {test_users} test")
+    order = sorted(users, key=lambda u: hashlib.sha256(f"{seed}\x1f{u}".encode()).hexdigest())
+    roles = {u: "test" for u in order[:test_users]}
+    roles.update({u: "val" for u in order[test_users:test_users + val_users]})
+    roles.update({u: "train" for u in order[test_users + val_users:]})
+    return roles
+
+
+def store_roles(ws: Workspace, roles: dict[str, str], seed: int) -> dict[str, str]:
+    """Record roles; a user keeps the role it already has (roles never move between runs)."""
+    have = tables.protocol.roles(ws.con)
+    with ws.transaction() as con:
+        tables.protocol.add_roles(con, [(u, r, seed) for u, r in roles.items() if u not in have])
+    return {**roles, **{u: have[u] for u in roles if u in have}}
+
+
+def load_roles(ws: Workspace) -> dict[str, str]:
+    return tables.protocol.roles(ws.con)

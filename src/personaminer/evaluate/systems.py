@@ -28,20 +28,23 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
+from personaminer import tables
 from personaminer.embed import Embedder
+from personaminer.errors import UserError
 from personaminer.evaluate.data import EvalData
 from personaminer.store import Workspace
 
 BASELINES = ("random", "popularity", "recent", "mean_history", "history_embed", "history_tfidf")
 
 
-class SystemSpecError(ValueError):
+class SystemSpecError(UserError, ValueError):
     """A system spec that cannot be parsed or resolved; the message says what to write instead."""
 
 
@@ -249,11 +252,7 @@ class _TextSet(System):
 
 
 def memory_set_tokens(ws: Workspace, memory_set: str, users: list[str]) -> dict[str, int]:
-    if not ws.has_table("memory_days"):
-        return {}
-    return {u: int(n or 0) for u, n in ws.con.execute(
-        "SELECT user_id, sum(prompt_tokens + completion_tokens) FROM memory_days WHERE memory_set = ? AND user_id IN "
-        "(SELECT unnest(?::VARCHAR[])) GROUP BY 1", [memory_set, users]).fetchall()}
+    return tables.memories.tokens_by_user(ws.con, memory_set, users) if ws.has_table("memory_days") else {}
 
 
 @register
@@ -265,8 +264,7 @@ class Memories(_TextSet):
         self.memory_set = arg
 
     def load(self, ws: Workspace, users: list[str]) -> None:
-        sets = ([r[0] for r in ws.con.execute("SELECT DISTINCT memory_set FROM memories ORDER BY 1").fetchall()]
-                if ws.has_table("memories") else [])
+        sets = tables.memories.sets(ws.con) if ws.has_table("memories") else []
         if self.memory_set is None:
             if len(sets) > 1:
                 raise SystemSpecError(f"several memory sets ({', '.join(sets)}): write memories=SET")
@@ -275,9 +273,7 @@ class Memories(_TextSet):
             self.missing_reason = f"no memory set {self.memory_set!r} in the workspace (have: {', '.join(sets) or 'none'})"
             self.not_covered = {u: "no memories" for u in users}
             return
-        for u, summary in ws.con.execute(
-                "SELECT user_id, summary FROM memories WHERE memory_set = ? AND user_id IN (SELECT unnest(?::VARCHAR[])) "
-                "ORDER BY user_id, day, position", [self.memory_set, users]).fetchall():
+        for u, summary in tables.memories.summaries_by_user(ws.con, self.memory_set, users):
             self._texts.setdefault(u, []).append(" ".join(summary.split()))
         self._tokens = memory_set_tokens(ws, self.memory_set, users)
         for u in users:
@@ -295,6 +291,7 @@ class PersonaGroup:
     model: str
     config: dict[str, Any]
     users: int
+    collection: str = ""
 
     def model_name(self) -> str:
         """The catalog name of the base model (``model`` is its file's sha256, ``+lora:...`` appended)."""
@@ -304,27 +301,31 @@ class PersonaGroup:
         return next((e.name for e in CATALOG.values() if e.sha256 == base), "")
 
     def match_text(self) -> str:
-        return f"{self.model} {self.model_name()} {json.dumps(self.config, sort_keys=True)}"
+        return f"{self.model} {self.model_name()} {json.dumps(self.config, sort_keys=True)} collection={self.collection}"
 
     def label(self) -> str:
         adapter = self.config.get("adapter")
-        return (f"builder={self.builder} memory_set={self.memory_set} model={self.model_name() or self.model[:16] or '-'}"
+        return (f"collection={self.collection or '(legacy)'} builder={self.builder} memory_set={self.memory_set} "
+                f"model={self.model_name() or self.model[:16] or '-'}"
                 f"{' adapter=' + str(adapter) if adapter else ''} users={self.users}")
 
 
+def _group_config(config: str | None) -> dict[str, Any]:
+    cfg = json.loads(config) if config else {}
+    for k in ("samples", "seed", "temperature", "name"):  # not part of what sample 0 is
+        cfg.pop(k, None)
+    return cfg
+
+
 def persona_groups(ws: Workspace, builder: str | None = None) -> list[PersonaGroup]:
-    """Distinct (builder, memory set, model, config) groups of sample-0 persona sets."""
+    """Distinct (collection, builder, memory set, model, config) groups of sample-0 persona sets."""
     if not ws.has_table("persona_sets"):
         return []
-    groups: dict[tuple[str, str, str, str], set[str]] = {}
-    for b, mset, model, config, uid in ws.con.execute(
-            "SELECT builder, memory_set, coalesce(model, ''), config, user_id FROM persona_sets "
-            "WHERE sample_index = 0 AND (? IS NULL OR builder = ?)", [builder, builder]).fetchall():
-        cfg = json.loads(config) if config else {}
-        for k in ("samples", "seed", "temperature"):  # not part of what sample 0 is
-            cfg.pop(k, None)
-        groups.setdefault((b, mset, model, json.dumps(cfg, sort_keys=True)), set()).add(uid)
-    return [PersonaGroup(b, m, mo, json.loads(c), len(us)) for (b, m, mo, c), us in sorted(groups.items())]
+    groups: dict[tuple[str, str, str, str, str], set[str]] = {}
+    for b, mset, model, config, collection, uid in tables.personas.groups(ws.con, builder):
+        key = (collection, b, mset, model, json.dumps(_group_config(config), sort_keys=True))
+        groups.setdefault(key, set()).add(uid)
+    return [PersonaGroup(b, m, mo, json.loads(c), len(us), col) for (col, b, m, mo, c), us in sorted(groups.items())]
 
 
 def matches(group: PersonaGroup, terms: Sequence[str]) -> bool:
@@ -339,7 +340,8 @@ class Personas(_TextSet):
     def __init__(self, name: str, arg: str | None = None) -> None:
         super().__init__(name, arg)
         if not arg:
-            raise SystemSpecError(f"personas:{name} needs =BUILDER[:MODEL_FILTER][@MEMORY_SET], e.g. personas:{name}=single")
+            raise SystemSpecError(f"personas:{name} needs =BUILDER[:MODEL_FILTER][@MEMORY_SET] or =COLLECTION, e.g. "
+                                  f"personas:{name}=single")
         rest, _, self.memory_set = arg.partition("@")
         self.builder, _, filt = rest.partition(":")
         self.memory_set = self.memory_set or None  # type: ignore[assignment]
@@ -350,8 +352,9 @@ class Personas(_TextSet):
         self.chance_users: set[str] = set()
 
     def load(self, ws: Workspace, users: list[str]) -> None:
-        groups = [g for g in persona_groups(ws, self.builder)
-                  if (self.memory_set is None or g.memory_set == self.memory_set) and matches(g, self.terms)]
+        named = [g for g in persona_groups(ws) if g.collection and g.collection == self.arg]
+        groups = named or [g for g in persona_groups(ws, self.builder)
+                           if (self.memory_set is None or g.memory_set == self.memory_set) and matches(g, self.terms)]
         if not groups:
             self.missing_reason = f"no persona sets match {self.arg!r}"
             self.not_covered = {u: "no persona set" for u in users}
@@ -361,19 +364,11 @@ class Personas(_TextSet):
                                   "filter (:TERM, :!TERM) or @MEMORY_SET:\n  " + "\n  ".join(g.label() for g in groups))
         g = self.group = groups[0]
         self.memory_set = g.memory_set
-        rows = ws.con.execute(
-            "SELECT s.user_id, s.set_id, s.status, s.config, coalesce(s.model, ''), s.prompt_tokens + s.completion_tokens, "
-            "p.label, p.description FROM persona_sets s LEFT JOIN personas p USING (set_id) "
-            "WHERE s.builder = ? AND s.memory_set = ? AND s.sample_index = 0 AND coalesce(s.model, '') = ? "
-            "AND s.user_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY s.user_id, p.position",
-            [g.builder, g.memory_set, g.model, users]).fetchall()
+        rows = tables.personas.system_rows(ws.con, g.builder, g.memory_set, g.model, g.collection, users)
         mem_tokens = memory_set_tokens(ws, g.memory_set, users)
         self.set_ids: dict[str, str] = {}
         for uid, set_id, status, config, _model, tokens, label, desc in rows:
-            cfg = json.loads(config) if config else {}
-            for k in ("samples", "seed", "temperature"):
-                cfg.pop(k, None)
-            if cfg != g.config:
+            if _group_config(config) != g.config:
                 continue
             if status == "failed":
                 if getattr(getattr(self, "ctx", None), "failed_as_chance", False):  # the system ranks nothing
@@ -450,12 +445,15 @@ def parse_specs(text: str, ws: Workspace | None = None) -> list[System]:
 
 
 def default_specs(ws: Workspace) -> str:
-    """The baselines, every memory set, and one persona system per (builder, memory set, model, config)."""
+    """The baselines, every memory set, and one persona system per persona collection (sets from before
+    collections existed: one per builder, memory set, model and config)."""
     parts = ["baselines"]
     if ws.has_table("memories"):
-        parts += [f"memories={r[0]}" for r in ws.con.execute(
-            "SELECT DISTINCT memory_set FROM memories ORDER BY 1").fetchall()]
+        parts += [f"memories={m}" for m in tables.memories.sets(ws.con)]
     groups = persona_groups(ws)
+    for g in [g for g in groups if g.collection]:  # one system per named collection
+        parts.append(f"personas:{re.sub(r'[^A-Za-z0-9_]+', '_', g.collection)}={g.collection}")
+    groups = [g for g in groups if not g.collection]  # sets from before collections: by builder and model
     by_builder: dict[str, int] = {}
     for g in groups:
         by_builder[g.builder] = by_builder.get(g.builder, 0) + 1

@@ -23,6 +23,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from personaminer.errors import UserError
+
 log = logging.getLogger(__name__)
 
 #: The system message inserted when a request has none. Some chat templates (Qwen)
@@ -33,7 +35,7 @@ DEFAULT_SYSTEM_MESSAGE = "You are a careful assistant. Follow the instructions e
 P_YES_TOP_LOGPROBS = 20
 
 
-class ModelNotAvailable(RuntimeError):
+class ModelNotAvailable(UserError, RuntimeError):
     """A model or runtime package is not installed; the message says how to install it."""
 
 

@@ -14,12 +14,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sqlite3
-import threading
 import time
-from pathlib import Path
 
 from personaminer.llm.base import LLM, ChatRequest, ChatResult, canonical_json
+from personaminer.tables.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -62,56 +60,29 @@ def cache_key(backend: str, model_id: str, request: ChatRequest) -> str:
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 
-class LLMCache:
+class LLMCache(SqliteStore):
     """A key -> :class:`ChatResult` store in one SQLite file (safe across processes)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            str(self.path), timeout=60.0, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=60000")
-        self._conn.execute(_SCHEMA)
+        super().__init__(path, _SCHEMA)
 
     def get(self, key: str) -> ChatResult | None:
         """The stored result for ``key`` (marked ``cached=True``), or None."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT result_json FROM llm_cache WHERE key = ?", (key,)
-            ).fetchone()
-        if row is None:
+        rows = self.query("SELECT result_json FROM llm_cache WHERE key = ?", (key,))
+        if not rows:
             return None
-        result = ChatResult.model_validate_json(row[0])
-        return result.model_copy(update={"cached": True})
+        return ChatResult.model_validate_json(rows[0][0]).model_copy(update={"cached": True})
 
     def put(self, key: str, backend: str, model_id: str, request: ChatRequest, result: ChatResult) -> None:
         """Store a successful result in one transaction; error results are ignored."""
         if result.error is not None:
             return
         data = result.model_copy(update={"cached": False}).model_dump_json()
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key, backend, model_id, request.prompt_name, request.prompt_version, time.time(), data),
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        self.write("INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [(key, backend, model_id, request.prompt_name, request.prompt_version, time.time(), data)])
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM llm_cache").fetchone()[0])
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        return self.count("llm_cache")
 
 
 class CachedLLM(LLM):

@@ -51,6 +51,9 @@ class MemoryConfig:
         greedy small model tends to repeat its invalid answer; ``None`` keeps retries greedy.
     redact: strip personal identifiers before prompting; ``None`` means on exactly when the
         backend is a remote server.
+    view: which of a user's actions the memories are built from: ``all`` (default), or
+        ``history`` (only actions before the user's split cutoff; what evaluation requires, so
+        the future it predicts was never read). Recorded in the set's lineage.
     """
 
     mode: Literal["llm", "extractive"] = "llm"
@@ -66,10 +69,13 @@ class MemoryConfig:
     seed: int = 0
     redact: bool | None = None
     prompt_version: str | None = None
+    view: Literal["all", "history"] = "all"
 
     def __post_init__(self) -> None:
         if self.mode not in ("llm", "extractive"):
             raise ValueError(f"mode must be 'llm' or 'extractive', not {self.mode!r}")
+        if self.view not in ("all", "history"):
+            raise ValueError(f"view must be 'all' or 'history', not {self.view!r}")
         if self.max_days is not None and self.max_days < 1:
             raise ValueError("max_days must be at least 1 (or None for all days)")
         if self.window_steps < 2:
@@ -79,6 +85,17 @@ class MemoryConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def output_config(self) -> dict[str, Any]:
+        """What changes the memories (the lineage config): everything but the set's name, and in
+        ``extractive`` mode nothing that only the LLM reads."""
+        d = self.to_dict()
+        d.pop("memory_set")
+        if self.mode == "extractive":
+            for k in ("window_steps", "max_retries", "retry_temperature", "max_tokens", "temperature", "seed",
+                      "redact", "prompt_version"):
+                d.pop(k)
+        return d
 
 
 class Segment(BaseModel):

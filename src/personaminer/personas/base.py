@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
@@ -48,6 +47,9 @@ class PersonaConfig:
         seed advanced per attempt (``None``: retries decode like the first attempt). Greedy
         retries of the 1.5B model repeated the invalid answer word for word: 11 of 20 Instacart
         users failed that way, and a MerRec cluster label cut at ``max_tokens`` three times.
+    name: the persona collection the sets are stored under (default ``BUILDER@MEMORY_SET``). A
+        collection is a named output with a lineage: asking for a name built with another
+        config, model, prompt or memory set is refused (pick another name, or replace it).
     """
 
     builder: BuilderName = "model"
@@ -65,6 +67,7 @@ class PersonaConfig:
     max_tokens: int = 1024
     retry_temperature: float | None = 0.7
     adapter: str | None = None
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if self.builder not in ("cluster", "model", "single"):
@@ -85,16 +88,21 @@ class PersonaConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def key(self) -> str:
-        """Fingerprint of what changes the output (not ``samples``: sample i is the same at any N;
-        not ``linkage`` outside ``cluster``, the only builder that reads it)."""
+    @property
+    def collection(self) -> str:
+        """The collection's name: ``name``, or ``BUILDER@MEMORY_SET``."""
+        return self.name or f"{self.builder}@{self.memory_set}"
+
+    def output_config(self) -> dict[str, Any]:
+        """What changes the sets (the lineage config): not ``samples`` (sample i is the same at any N),
+        not the collection's name, not ``linkage`` outside ``cluster`` (the only builder reading it)."""
         d = self.to_dict()
-        d.pop("samples")
+        for k in ("samples", "name"):
+            d.pop(k)
         if self.builder != "cluster":
             d.pop("linkage")
-        if self.retry_temperature is None:
-            d.pop("retry_temperature")  # None: the rule before the field existed, same keys
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+            d.pop("min_cluster_size")
+        return d
 
 
 @dataclass(frozen=True)
@@ -114,8 +122,13 @@ class PersonaBuilder(Protocol):
 
     name: str
 
+    #: the name of the builder's prompt (its version is part of the collection's fingerprint)
+    prompt: str
+
     def build(self, user_id: str, memories: Sequence[MemoryItem], config: PersonaConfig, *, embedder: Embedder,
-              llm: LLM | None) -> list[PersonaSet]: ...
+              llm: LLM | None, lineage: str = "") -> list[PersonaSet]:
+        """``config.samples`` sets; ``lineage`` (the collection's fingerprint) goes into each set id."""
+        ...
 
 
 class LabelAnswer(BaseModel):
@@ -169,12 +182,19 @@ def representative_subset(memories: Sequence[MemoryItem], vectors: np.ndarray, l
     return sorted(chosen)
 
 
+def set_ids(lineage: str, user_id: str, memories: Sequence[MemoryItem], samples: int) -> list[str]:
+    """The ids of a user's ``samples`` sets in a collection: what :func:`new_set` gives them."""
+    ids = [m.memory_id for m in memories]
+    return [persona_set_id(lineage, user_id, ids, s) for s in range(samples)]
+
+
 def new_set(builder: str, user_id: str, config: PersonaConfig, sample: int, model: str | None,
-            prompt: str | None) -> PersonaSet:
-    set_id = persona_set_id(builder, config.memory_set, user_id, sample, config.key() + (model or ""))
+            prompt: str | None, *, memories: Sequence[MemoryItem], lineage: str = "") -> PersonaSet:
+    """An empty set of a user, with its id (see :func:`personaminer.schema.persona_set_id`)."""
+    [set_id] = set_ids(lineage, user_id, memories, sample + 1)[sample:]
     return PersonaSet(set_id=set_id, user_id=user_id, builder=builder, memory_set=config.memory_set,
-                      sample_index=sample, seed=config.seed + sample, temperature=config.temperature, model=model,
-                      prompt=prompt, config=config.to_dict())
+                      collection=config.collection, lineage=lineage, sample_index=sample, seed=config.seed + sample,
+                      temperature=config.temperature, model=model, prompt=prompt, config=config.to_dict())
 
 
 def finish_set(ps: PersonaSet, items: list[tuple[str, str, list[str]]], usage: Usage, *, n_memories: int,

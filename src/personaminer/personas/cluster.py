@@ -67,9 +67,10 @@ class ClusterBuilder:
     """Cluster-then-label, the clustering baseline."""
 
     name = "cluster"
+    prompt = PROMPT
 
     def build(self, user_id: str, memories: Sequence[MemoryItem], config: PersonaConfig, *, embedder: Embedder,
-              llm: LLM | None) -> list[PersonaSet]:
+              llm: LLM | None, lineage: str = "") -> list[PersonaSet]:
         if llm is None:
             raise ValueError("the cluster builder needs an llm to write labels")
         prompt = load_prompt(PROMPT)
@@ -102,7 +103,8 @@ class ClusterBuilder:
                     unassigned.extend(memories.index(m) for m in members)
                     continue
                 items.append((value.label, value.description, [m.memory_id for m in members]))
-            ps = new_set(self.name, user_id, config, s, llm.model_id, f"{prompt.name}.v{prompt.version}")
+            ps = new_set(self.name, user_id, config, s, llm.model_id, f"{prompt.name}.v{prompt.version}",
+                         memories=memories, lineage=lineage)
             sets.append(finish_set(ps, items, total, n_memories=len(memories),
                                    unassigned=[memories[i].memory_id for i in sorted(set(unassigned))],
                                    status="repaired" if any(u.requests > 1 for u in usages) else "ok"))

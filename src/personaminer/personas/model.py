@@ -164,9 +164,10 @@ class ModelBuilder:
     """One LLM call per sample writes the user's whole persona set."""
 
     name = "model"
+    prompt = PROMPT
 
     def build(self, user_id: str, memories: Sequence[MemoryItem], config: PersonaConfig, *, embedder: Embedder,
-              llm: LLM | None) -> list[PersonaSet]:
+              llm: LLM | None, lineage: str = "") -> list[PersonaSet]:
         if llm is None:
             raise ValueError("the model builder needs an llm")
         prompt = load_prompt(PROMPT)
@@ -186,7 +187,8 @@ class ModelBuilder:
         for s, ((value, raw), usage) in enumerate(zip(answers, usages, strict=True)):
             if value is None and raw is not None and not config.allow_shared_evidence:
                 value = _resolve_shared(raw, n, config)
-            ps = new_set(self.name, user_id, config, s, llm.model_id, f"{prompt.name}.v{prompt.version}")
+            ps = new_set(self.name, user_id, config, s, llm.model_id, f"{prompt.name}.v{prompt.version}",
+                         memories=memories, lineage=lineage)
             if value is None:
                 sets.append(finish_set(ps, [], usage, n_memories=len(memories), subset=subset, raw=raw))
                 continue

@@ -28,9 +28,10 @@ class SingleBuilder:
     """One description of the whole user; its evidence is every memory shown to the model."""
 
     name = "single"
+    prompt = PROMPT
 
     def build(self, user_id: str, memories: Sequence[MemoryItem], config: PersonaConfig, *, embedder: Embedder,
-              llm: LLM | None) -> list[PersonaSet]:
+              llm: LLM | None, lineage: str = "") -> list[PersonaSet]:
         if llm is None:
             raise ValueError("the single builder needs an llm")
         prompt = load_prompt(PROMPT)
@@ -44,7 +45,8 @@ class SingleBuilder:
         for s, ((value, raw), u) in enumerate(zip(ask(llm, reqs, parse_label, config.max_retries, usages,
                                                           retry_temperature=config.retry_temperature), usages,
                                                   strict=True)):
-            ps = new_set(self.name, user_id, config, s, llm.model_id, f"{prompt.name}.v{prompt.version}")
+            ps = new_set(self.name, user_id, config, s, llm.model_id, f"{prompt.name}.v{prompt.version}",
+                         memories=memories, lineage=lineage)
             items = [] if value is None else [(value.label, value.description, [m.memory_id for m in shown])]
             sets.append(finish_set(ps, items, u, n_memories=len(memories), subset=subset, raw=raw,
                                    status="repaired" if u.requests > 1 else "ok"))

@@ -6,8 +6,6 @@ persona sets and stores per-set, per-persona and per-claim results.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -18,12 +16,13 @@ import numpy as np
 from pydantic import BaseModel, Field
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-from personaminer import terminal
+from personaminer import lineage, tables, terminal
 from personaminer.embed import Embedder
 from personaminer.llm.base import LLM, ChatRequest, extract_json_text
 from personaminer.llm.validated import Usage, ask
 from personaminer.prompts import ACTION_CHARS, MEMORY_CHARS, clip, load_prompt
 from personaminer.quality.metrics import REGISTRY, PersonaView, SetContext, split_claims
+from personaminer.stats import describe
 from personaminer.store import Workspace
 
 JUDGE_PROMPT = "claim_judge"
@@ -71,8 +70,6 @@ class QualityConfig:
                 self.weights.values()):
             raise ValueError(f"weights must give non-negative weights for {', '.join(TERMS)}, not all zero")
 
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def final_score(values: dict[str, float], weights: dict[str, float]) -> float:
@@ -203,19 +200,22 @@ def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm
     return values, per, verdicts
 
 
-SCORE_DDL = [
-    """CREATE TABLE IF NOT EXISTS set_scores (
-        set_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, builder VARCHAR NOT NULL, judge VARCHAR NOT NULL,
-        config_key VARCHAR NOT NULL, judge_model VARCHAR, values JSON NOT NULL, final DOUBLE,
-        PRIMARY KEY (set_id, judge, config_key))""",
-    """CREATE TABLE IF NOT EXISTS persona_scores (
-        persona_id VARCHAR NOT NULL, set_id VARCHAR NOT NULL, judge VARCHAR NOT NULL, config_key VARCHAR NOT NULL,
-        values JSON NOT NULL, PRIMARY KEY (persona_id, judge, config_key))""",
-    """CREATE TABLE IF NOT EXISTS claim_verdicts (
-        set_id VARCHAR NOT NULL, persona_id VARCHAR NOT NULL, judge VARCHAR NOT NULL, config_key VARCHAR NOT NULL,
-        claim_index INTEGER NOT NULL, claim VARCHAR NOT NULL, p_yes DOUBLE, supported BOOLEAN NOT NULL,
-        evidence VARCHAR[] NOT NULL, PRIMARY KEY (persona_id, judge, config_key, claim_index))""",
-]
+#: The scorer's code version, part of every score config's fingerprint.
+CODE = "scores/1"
+
+
+def score_output(config: QualityConfig, *, embedder: Embedder, llm: LLM | None) -> lineage.Output:
+    """The lineage entry of a score config: its fingerprint is the ``config_key`` of every score it
+    stores, so a change of judge model, prompt, embedder or setting never reuses a stored score."""
+    uses_llm = llm is not None and (config.judge == "llm" or config.claims == "llm")
+    prompts = ([f"{p.name}.v{p.version}" for p in (load_prompt(JUDGE_PROMPT),)] if config.judge == "llm" else [])
+    if config.claims == "llm":
+        p = load_prompt(SPLIT_PROMPT)
+        prompts.append(f"{p.name}.v{p.version}")
+    out = lineage.Output("scores", "", CODE, asdict(config), prompt=",".join(prompts) or None,
+                         model=llm.model_id if uses_llm and llm is not None else None, embedder=embedder.model_id)
+    return lineage.Output("scores", out.fingerprint, CODE, asdict(config), prompt=out.prompt, model=out.model,
+                          embedder=out.embedder)
 
 
 class WorkspaceData:
@@ -229,8 +229,7 @@ class WorkspaceData:
     def memories(self, user_id: str, memory_set: str) -> tuple[list[str], np.ndarray, dict[str, str]]:
         key = (user_id, memory_set)
         if key not in self._cache:
-            rows = self.ws.con.execute("SELECT memory_id, day, summary FROM memories WHERE user_id = ? AND "
-                                       "memory_set = ? ORDER BY day, position", [user_id, memory_set]).fetchall()
+            rows = tables.memories.items(self.ws.con, user_id, memory_set)
             ids = [r[0] for r in rows]
             vec = self.embedder.encode([r[2] for r in rows]) if rows else np.zeros((0, 384), np.float32)
             self._cache[key] = (ids, vec, {r[0]: f"[{r[1]}] {r[2]}" for r in rows})
@@ -240,28 +239,18 @@ class WorkspaceData:
         """A fixed seeded sample of other users' memory summaries, embedded."""
         key = (user_id, memory_set)
         if key not in self._reference:
-            rows = self.ws.con.execute(
-                "SELECT summary FROM memories WHERE memory_set = ? AND user_id <> ? ORDER BY hash(memory_id || ?) "
-                "LIMIT ?", [memory_set, user_id, str(self.config.seed), self.config.reference_size]).fetchall()
-            self._reference[key] = (self.embedder.encode([r[0] for r in rows]) if rows
-                                    else np.zeros((0, 384), np.float32))
+            rows = tables.memories.reference_sample(self.ws.con, memory_set, user_id, self.config.seed,
+                                                    self.config.reference_size)
+            self._reference[key] = self.embedder.encode(rows) if rows else np.zeros((0, 384), np.float32)
         return self._reference[key]
 
     def actions(self, memory_ids: Sequence[str]) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for mid in memory_ids:
-            rows = self.ws.con.execute(
-                "SELECT a.kind, a.text FROM memories m, unnest(m.action_ids) AS u(action_id) "
-                "JOIN actions a ON a.action_id = u.action_id WHERE m.memory_id = ?", [mid]).fetchall()
-            out[mid] = [f"{k}: {t}" for k, t in rows]
-        return out
+        return {mid: [f"{k}: {t}" for k, t in tables.memories.actions_of(self.ws.con, mid)] for mid in memory_ids}
 
     def context(self, set_id: str) -> tuple[SetContext, dict[str, str], str]:
-        user_id, memory_set, builder = self.ws.con.execute(
-            "SELECT user_id, memory_set, builder FROM persona_sets WHERE set_id = ?", [set_id]).fetchall()[0]
-        rows = self.ws.con.execute("SELECT persona_id, label, description, evidence FROM personas WHERE set_id = ? "
-                                   "ORDER BY position", [set_id]).fetchall()
-        personas = [PersonaView(*r) for r in rows]
+        user_id, memory_set, builder = tables.personas.set_header(self.ws.con, set_id)
+        personas = [PersonaView(p["persona_id"], p["label"], p["description"], p["evidence"])
+                    for p in tables.personas.personas_of(self.ws.con, set_id)]
         ids, vec, text = self.memories(user_id, memory_set)
         pvec = self.embedder.encode([f"{p.label}. {p.description}" for p in personas])
         ref = self.reference(user_id, memory_set) if len(personas) == 1 else np.zeros((0, vec.shape[1]), np.float32)
@@ -270,34 +259,32 @@ class WorkspaceData:
 
 def run_scores(ws: Workspace, config: QualityConfig, *, embedder: Embedder, llm: LLM | None,
                where: dict[str, str] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Score every stored persona set (optionally filtered, e.g. ``{"builder": "model"}``)."""
-    for ddl in SCORE_DDL:
-        ws.con.execute(ddl)
+    """Score every stored persona set (optionally filtered, e.g. ``{"builder": "model"}``).
+
+    The summary's ``config_key`` is the score config's fingerprint (the key of every stored score).
+    """
     where = where or {}
-    allowed = {"builder", "user_id", "memory_set", "set_id"}
-    if bad := set(where) - allowed:
-        raise ValueError(f"--set filters on {', '.join(sorted(allowed))}, not {', '.join(sorted(bad))}")
-    cond = " AND ".join(f"s.{k} = ?" for k in where) or "TRUE"
-    key = config.key()
-    todo = [r[0] for r in ws.con.execute(
-        f"SELECT s.set_id FROM persona_sets s WHERE s.status <> 'failed' AND {cond} AND NOT EXISTS ("
-        "SELECT 1 FROM set_scores x WHERE x.set_id = s.set_id AND x.judge = ? AND x.config_key = ?) ORDER BY s.set_id",
-        [*where.values(), config.judge, key]).fetchall()]
+    out = score_output(config, embedder=embedder, llm=llm)
+    key = out.fingerprint
+    todo = tables.scores.pending(ws.con, where, config.judge, key)
     data = WorkspaceData(ws, embedder, config)
     judge_model = llm.model_id if (llm is not None and config.judge == "llm") else embedder.model_id
     if config.claims == "llm" and llm is not None and config.judge != "llm":
         judge_model += f" (claims by {llm.model_id})"
     t0 = time.perf_counter()
-    with ws.run("score", {**asdict(config), "where": where}) as run, terminal.progress(
+    with ws.run("score", {**asdict(config), "where": where, "config_key": key}) as run, terminal.progress(
             TextColumn(f"score [{config.judge} judge]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             disable=not progress) as bar:
+        lineage.claim(ws, out, run_id=run["run_id"])
         task = bar.add_task("sets", total=len(todo))
         for set_id in todo:
             ctx, text, builder = data.context(set_id)
             actions = data.actions([e for p in ctx.personas for e in p.evidence]) if config.strict else None
             values, per, verdicts = score_set(ctx, config, embedder=embedder, llm=llm, memory_text=text,
                                               action_text=actions)
-            _write(ws, set_id, ctx.user_id, builder, config.judge, key, judge_model, values, per, verdicts)
+            with ws.transaction() as con:
+                tables.scores.write(con, set_id, ctx.user_id, builder, config.judge, key, judge_model, values, per,
+                                    verdicts)
             bar.update(task, advance=1)
         summary = summarize(ws, config.judge, key, where)
         summary.update({"scored_now": len(todo), "seconds": round(time.perf_counter() - t0, 2),
@@ -307,48 +294,23 @@ def run_scores(ws: Workspace, config: QualityConfig, *, embedder: Embedder, llm:
     return summary
 
 
-def _write(ws: Workspace, set_id: str, user_id: str, builder: str, judge: str, key: str, judge_model: str,
-           values: dict[str, float], per: dict[str, dict[str, float]], verdicts: list[dict[str, Any]]) -> None:
-    con = ws.con
-    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("INSERT INTO set_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [set_id, user_id, builder, judge, key, judge_model, json.dumps(clean), clean.get("final")])
-        for pid, d in per.items():
-            con.execute("INSERT INTO persona_scores VALUES (?, ?, ?, ?, ?)", [pid, set_id, judge, key, json.dumps(
-                {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()})])
-        for v in verdicts:
-            con.execute("INSERT INTO claim_verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-                set_id, v["persona_id"], judge, key, v["claim_index"], v["claim"],
-                None if math.isnan(v["p_yes"]) else v["p_yes"], v["supported"], v["evidence"]])
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-
-
 METRIC_KEYS = ("final", "cohesion", "cohesion_raw", "alignment", "truthfulness", "mean_p_yes", "coverage",
                "redundancy", "n_personas", "n_claims")
 
 
 def summarize(ws: Workspace, judge: str, key: str, where: dict[str, str] | None = None) -> dict[str, Any]:
-    """Mean, standard deviation and counts of every term, per builder."""
-    rows = ws.con.execute("SELECT builder, user_id, values FROM set_scores WHERE judge = ? AND config_key = ?",
-                          [judge, key]).fetchall()
+    """Mean, standard deviation, standard error and counts of every term, per builder."""
     by: dict[str, list[dict[str, Any]]] = {}
     users: dict[str, set[str]] = {}
-    for builder, user_id, values in rows:
+    for builder, user_id, values in tables.scores.values_by_builder(ws.con, judge, key):
         if where and "builder" in where and builder != where["builder"]:
             continue
-        by.setdefault(builder, []).append(json.loads(values))
+        by.setdefault(builder, []).append(values)
         users.setdefault(builder, set()).add(user_id)
     out: dict[str, Any] = {"judge": judge, "config_key": key, "builders": {}}
     for builder, vals in sorted(by.items()):
         stats: dict[str, Any] = {"sets": len(vals), "users": len(users[builder])}
         for m in METRIC_KEYS:
-            xs = [v[m] for v in vals if v.get(m) is not None]
-            stats[m] = {"mean": float(np.mean(xs)) if xs else None, "std": float(np.std(xs, ddof=1)) if len(xs) > 1
-                        else None, "n": len(xs)}
+            stats[m] = describe(v.get(m) for v in vals)
         out["builders"][builder] = stats
     return out

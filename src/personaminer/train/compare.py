@@ -12,30 +12,20 @@ users, the share of valid sets (``valid``) and the final score with a failed set
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
+from personaminer import tables
 from personaminer.embed import Embedder
 from personaminer.llm.base import LLM
-from personaminer.personas.base import PersonaConfig, new_set
+from personaminer.personas.base import PersonaConfig
 from personaminer.personas.run import run_personas
 from personaminer.quality.scorer import QualityConfig, run_scores
+from personaminer.stats import describe
 from personaminer.store import Workspace
 
 TERMS = ("final", "cohesion", "alignment", "truthfulness", "coverage", "n_personas")
-
-
-def mean_se(xs: Sequence[float]) -> dict[str, float | int | None]:
-    """Mean, standard error (sample sd / sqrt n) and n."""
-    a = np.asarray([x for x in xs if x is not None and not math.isnan(x)], dtype=float)
-    if not len(a):
-        return {"mean": None, "se": None, "n": 0}
-    return {"mean": float(a.mean()), "se": float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else None,
-            "n": int(len(a))}
 
 
 def _num(x: float | None) -> float:
@@ -54,39 +44,36 @@ def compare_systems(ws: Workspace, users: Sequence[str], systems: dict[str, tupl
     set_ids: dict[str, dict[str, str]] = {}
     builds = {}
     for name, (llm, adapter) in systems.items():
-        cfg = dataclasses.replace(persona_config, adapter=adapter)
+        cfg = dataclasses.replace(persona_config, adapter=adapter, name=f"compare:{name}@{persona_config.memory_set}")
         builds[name] = run_personas(ws, users, cfg, embedder=embedder, llm=llm, progress=progress)
-        set_ids[name] = {u: new_set("model", u, cfg, 0, llm.model_id, None).set_id for u in users}
-    run_scores(ws, quality, embedder=embedder, llm=judge, where={"builder": "model"}, progress=progress)
-    key = quality.key()
+        set_ids[name] = {u: ids[0] for u, ids in builds[name]["set_ids"].items()}
+    key = run_scores(ws, quality, embedder=embedder, llm=judge, where={"builder": "model"},
+                     progress=progress)["config_key"]
     values: dict[str, dict[str, dict[str, Any]]] = {}
     for name, ids in set_ids.items():
-        rows = ws.con.execute("SELECT set_id, values FROM set_scores WHERE set_id IN (SELECT unnest(?)) AND judge = ? "
-                              "AND config_key = ?", [list(ids.values()), quality.judge, key]).fetchall()
-        by_set = {s: json.loads(v) for s, v in rows}
+        by_set = {s: v for s, _, _, v in tables.scores.values_of(ws.con, list(ids.values()), quality.judge, key)}
         values[name] = {u: by_set[s] for u, s in ids.items() if s in by_set}
-    status = {name: dict(ws.con.execute("SELECT set_id, status FROM persona_sets WHERE set_id IN (SELECT unnest(?))",
-                                        [list(ids.values())]).fetchall()) for name, ids in set_ids.items()}
+    status = {name: tables.personas.statuses(ws.con, list(ids.values())) for name, ids in set_ids.items()}
     overall = {name: {u: (float(status[name].get(s) not in (None, "failed")),
                           _num(values[name].get(u, {}).get("final")) if u in values[name] else 0.0)
                       for u, s in ids.items()} for name, ids in set_ids.items()}
     names = list(systems)
     common = sorted(set.intersection(*(set(v) for v in values.values()))) if values else []
     report: dict[str, Any] = {"users": len(users), "users_scored_by_all": len(common), "judge": quality.judge,
-                              "quality_config": quality.key(), "systems": {}, "paired_vs_" + names[0]: {}}
+                              "quality_config": key, "systems": {}, "paired_vs_" + names[0]: {}}
     for name in names:
         v = values[name]
         report["systems"][name] = {
             "model": systems[name][0].model_id, "adapter": systems[name][1], "sets_scored": len(v),
             "failed_sets": builds[name]["failed_sets"], "llm_model_calls": builds[name]["llm_model_calls"],
             "completion_tokens": builds[name]["completion_tokens"],
-            **{t: mean_se([v[u].get(t) for u in v]) for t in TERMS},
-            "valid": mean_se([o[0] for o in overall[name].values()]),
-            "final_all": mean_se([o[1] for o in overall[name].values()])}
+            **{t: describe([v[u].get(t) for u in v]) for t in TERMS},
+            "valid": describe([o[0] for o in overall[name].values()]),
+            "final_all": describe([o[1] for o in overall[name].values()])}
     base = values[names[0]]
     for name in names[1:]:
         report["paired_vs_" + names[0]][name] = {
-            **{t: mean_se([_num(values[name][u].get(t)) - _num(base[u].get(t)) for u in common]) for t in TERMS},
-            **{t: mean_se([overall[name][u][i] - overall[names[0]][u][i] for u in users])
+            **{t: describe([_num(values[name][u].get(t)) - _num(base[u].get(t)) for u in common]) for t in TERMS},
+            **{t: describe([overall[name][u][i] - overall[names[0]][u][i] for u in users])
                for i, t in enumerate(("valid", "final_all"))}}
     return report

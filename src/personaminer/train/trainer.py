@@ -322,8 +322,9 @@ class GroupwiseDPOTrainer:
 
     # ------------------------------------------------------------------ fit
     def fit(self, group_files: Sequence[str | Path]) -> GroupwiseDPOTrainer:
+        """Train on the ``train`` groups of ``group_files`` (resuming from ``OUT/checkpoint``), evaluate
+        on the ``val`` groups before and after, save the adapter (and its GGUF); fills ``summary_``."""
         import torch
-        from peft import set_peft_model_state_dict
 
         c = self.config
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -334,19 +335,40 @@ class GroupwiseDPOTrainer:
         train, long_train = encode_groups(train_raw, self.tokenizer, c.max_length)
         val, long_val = encode_groups(val_raw, self.tokenizer, c.max_length)
         fp = "-".join(fingerprint(Path(p))[:12] for p in group_files)
-        key = f"{fp}-{Path(c.model).name}-{c.max_length}-{str(self.dtype).split('.')[-1]}"
-        ref = self._ref_logps(train + val, key)
-
+        ref = self._ref_logps(train + val, f"{fp}-{Path(c.model).name}-{c.max_length}-{str(self.dtype).split('.')[-1]}")
         steps_per_epoch = math.ceil(len(train) / c.groups_per_step)
         total = c.max_steps or steps_per_epoch * c.epochs
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=c.learning_rate, weight_decay=c.weight_decay)
+        ckpt, log_path = self.out_dir / "checkpoint", self.out_dir / "log.jsonl"
+        step, history = self._resume(ckpt, log_path, opt)
+        initial_val = self.evaluate(val, ref) if step == 0 else None
+        t_start = time.perf_counter()
+        with terminal.progress(TextColumn(f"train [{c.loss}]"), BarColumn(), MofNCompleteColumn(),
+                               TextColumn("{task.fields[stats]}"), TimeElapsedColumn()) as bar, \
+                log_path.open("a") as logf:
+            task = bar.add_task("steps", total=total, completed=step, stats="")
+            while step < total:
+                row = self._step(train, ref, opt, step, steps_per_epoch)
+                step = row["step"]
+                history.append(row)
+                logf.write(json.dumps(row) + "\n")
+                logf.flush()
+                bar.update(task, advance=1, stats=f"loss {row['loss']:.4f} top1 {row['top1_acc']:.2f}")
+                if step % c.checkpoint_every == 0 or step == total:
+                    self._checkpoint(ckpt, opt, step)
+        return self._finalize(group_files, history, params, val, ref, initial_val, len(train),
+                              long_train + long_val, t_start)
+
+    def _resume(self, ckpt: Path, log_path: Path, opt: Any) -> tuple[int, list[dict[str, Any]]]:
+        """(step, history) from the checkpoint (0 and [] without one); the log is cut back to it."""
+        import torch
+        from peft import set_peft_model_state_dict
+
         step, history = 0, []
-        ckpt = self.out_dir / "checkpoint"
-        log_path = self.out_dir / "log.jsonl"
         if (ckpt / "state.pt").is_file():
             state = torch.load(ckpt / "state.pt", weights_only=False)
-            if state["config"] != asdict(c):
+            if state["config"] != asdict(self.config):
                 raise ValueError(f"{ckpt} was written with another config; use a new output folder")
             from safetensors.torch import load_file
 
@@ -358,40 +380,39 @@ class GroupwiseDPOTrainer:
             log.info("resuming %s at step %d", self.out_dir, step)
         with log_path.open("w") as f:  # rewrite: drops rows past the checkpoint after a crash
             f.writelines(json.dumps(h) + "\n" for h in history)
+        return step, history
 
-        initial_val = self.evaluate(val, ref) if step == 0 else None
-        t_start = time.perf_counter()
-        with terminal.progress(TextColumn(f"train [{c.loss}]"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[stats]}"), TimeElapsedColumn()) as bar, log_path.open("a") as logf:
-            task = bar.add_task("steps", total=total, completed=step, stats="")
-            while step < total:
-                epoch, k = divmod(step, steps_per_epoch)
-                order = list(range(len(train)))
-                random.Random(c.seed + epoch).shuffle(order)
-                chosen = [train[i] for i in order[k * c.groups_per_step:(k + 1) * c.groups_per_step]]
-                t0 = time.perf_counter()
-                self.model.train()
-                opt.zero_grad(set_to_none=True)
-                rows = []
-                for i in range(0, len(chosen), self.per_forward):
-                    batch = chosen[i:i + self.per_forward]
-                    loss, stats = self._batch_loss(batch, ref)
-                    (loss * len(batch) / len(chosen)).backward()
-                    rows.append((len(batch), {"loss": float(loss.detach()), **stats}))
-                opt.step()
-                step += 1
-                n = sum(b for b, _ in rows)
-                row = {"step": step, "epoch": epoch, **{key_: sum(b * r[key_] for b, r in rows) / n
-                                                        for key_ in rows[0][1]},
-                       "groups": n, "seconds": round(time.perf_counter() - t0, 3)}
-                if self.device.type == "cuda":
-                    row["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
-                history.append(row)
-                logf.write(json.dumps(row) + "\n")
-                logf.flush()
-                bar.update(task, advance=1, stats=f"loss {row['loss']:.4f} top1 {row['top1_acc']:.2f}")
-                if step % c.checkpoint_every == 0 or step == total:
-                    self._checkpoint(ckpt, opt, step)
+    def _step(self, train: list[Any], ref: Any, opt: Any, step: int, steps_per_epoch: int) -> dict[str, Any]:
+        """One optimizer step over the next ``groups_per_step`` groups (a seeded shuffle per epoch); its log row."""
+        import torch
+
+        c = self.config
+        epoch, k = divmod(step, steps_per_epoch)
+        order = list(range(len(train)))
+        random.Random(c.seed + epoch).shuffle(order)
+        chosen = [train[i] for i in order[k * c.groups_per_step:(k + 1) * c.groups_per_step]]
+        t0 = time.perf_counter()
+        self.model.train()
+        opt.zero_grad(set_to_none=True)
+        rows = []
+        for i in range(0, len(chosen), self.per_forward):
+            batch = chosen[i:i + self.per_forward]
+            loss, stats = self._batch_loss(batch, ref)
+            (loss * len(batch) / len(chosen)).backward()
+            rows.append((len(batch), {"loss": float(loss.detach()), **stats}))
+        opt.step()
+        n = sum(b for b, _ in rows)
+        row = {"step": step + 1, "epoch": epoch, **{key: sum(b * r[key] for b, r in rows) / n for key in rows[0][1]},
+               "groups": n, "seconds": round(time.perf_counter() - t0, 3)}
+        if self.device.type == "cuda":
+            row["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
+        return row
+
+    def _finalize(self, group_files: Sequence[str | Path], history: list[dict[str, Any]], params: list[Any],
+                  val: list[Any], ref: Any, initial_val: dict[str, float] | None, n_train: int, too_long: int,
+                  t_start: float) -> GroupwiseDPOTrainer:
+        """Evaluate on val, save the adapter and its GGUF, and write ``summary.json``."""
+        c = self.config
         final_val = self.evaluate(val, ref)
         self.adapter_dir_ = self._save_adapter(self.out_dir / "adapter")
         base_gguf = gguf_base(c.model)
@@ -405,8 +426,8 @@ class GroupwiseDPOTrainer:
         last = history[-max(1, len(history) // 5):]
         self.summary_ = {
             "config": asdict(c), "device": str(self.device), "dtype": str(self.dtype),
-            "group_files": [str(p) for p in group_files], "train_groups": len(train), "val_groups": len(val),
-            "candidates_too_long": long_train + long_val, "steps": step,
+            "group_files": [str(p) for p in group_files], "train_groups": n_train, "val_groups": len(val),
+            "candidates_too_long": too_long, "steps": len(history),
             "trainable_params": sum(p.numel() for p in params),
             "loss_first_fifth": sum(h["loss"] for h in first) / len(first),
             "loss_last_fifth": sum(h["loss"] for h in last) / len(last),

@@ -1,0 +1,112 @@
+"""``show`` and ``audit``: a user's personas with their evidence, and each claim with its verdict.
+
+The trees are built by :func:`persona_trees` and :func:`audit_trees` from the table layer, so
+``demo`` shows users exactly as ``show`` does. Every text from the logs goes through
+:func:`personaminer.terminal.markup`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.tree import Tree
+
+from personaminer import tables
+from personaminer.cli import WorkspaceOpt, console
+from personaminer.datasets.base import InputError
+from personaminer.store import DEFAULT_WORKSPACE, Workspace
+from personaminer.terminal import markup as m
+
+
+def persona_trees(ws: Workspace, user_id: str, *, builder: str | None = None, all_sets: bool = False,
+                  max_actions: int = 6) -> list[Tree]:
+    """One tree per persona set of the user: personas -> evidence memories -> their actions."""
+    if user_id not in set(ws.users()):
+        raise InputError(f"unknown user {user_id!r} in {ws.path}")
+    sets = tables.personas.sets_of_user(ws.con, user_id, builder, all_sets) if ws.has_table("persona_sets") else []
+    if not sets:
+        raise InputError(f"user {user_id!r} has no persona sets{f' from {builder}' if builder else ''}: run "
+                         "`personaminer personas` first")
+    trees = []
+    for s in sets:
+        root = Tree(f"[bold]user {m(user_id)}[/] | builder [bold]{m(s['builder'])}[/] sample {s['sample_index']} | "
+                    f"{m(s['status'])} | {m(s['prompt'] or '')} | collection {m(s['collection'] or '(legacy)')} | "
+                    f"set {m(s['set_id'])}")
+        evidence = [e for p in s["personas"] for e in p["evidence"]]
+        mems = tables.memories.lookup(ws.con, evidence)
+        acts = tables.actions.lookup(ws.con, [a for mid in evidence for a in mems[mid][2][:max_actions]])
+        for p in s["personas"]:
+            node = root.add(f"[bold cyan]{m(p['label'])}[/]: {m(p['description'])}")
+            for mid in p["evidence"]:
+                day, summary, action_ids = mems[mid]
+                mnode = node.add(f"[green]{day}[/] {m(summary)} [dim]({m(mid)})[/]")
+                for aid in action_ids[:max_actions]:
+                    ts, kind, text = acts[aid]
+                    mnode.add(f"[dim]{ts:%H:%M} {m(kind)}[/] {m(text)}")
+                if len(action_ids) > max_actions:
+                    mnode.add(f"[dim]... {len(action_ids) - max_actions} more actions[/]")
+        if s["unassigned"]:
+            root.add(f"[yellow]{len(s['unassigned'])} memories unassigned[/]")
+        if s["subset"]:
+            root.add(f"[yellow]prompt saw a representative subset of {len(s['subset'])} memories[/]")
+        if s["note"]:
+            root.add(f"[dim]note: {m(s['note'])}[/]")
+        trees.append(root)
+    return trees
+
+
+def audit_trees(ws: Workspace, user_id: str, *, judge: str = "llm", builder: str | None = None) -> list[Tree]:
+    """One tree per scored set of the user: personas -> claims with verdict and P(Yes) -> the evidence seen."""
+    rows = tables.scores.verdicts(ws.con, user_id, judge, builder) if ws.has_table("claim_verdicts") else []
+    if not rows:
+        raise InputError(f"no {judge}-judge verdicts for user {user_id!r}: run `personaminer score --judge {judge}`")
+    summaries = tables.memories.user_summaries(ws.con, user_id)
+    trees: dict[str, Tree] = {}
+    personas: dict[str, Tree] = {}
+    shown: set[str] = set()
+    for set_id, b, sample, pid, label, _, claim, p_yes, supported, evidence in rows:
+        tree = trees.setdefault(set_id, Tree(f"[bold]user {m(user_id)}[/] | {m(b)} sample {sample} | "
+                                             f"{m(judge)} judge | set {m(set_id)}"))
+        if pid not in personas:
+            personas[pid] = tree.add(f"[bold cyan]{m(label)}[/]")
+        node = personas[pid]
+        score = "n/a" if p_yes is None else f"{p_yes:.2f}"
+        mark = "[green]supported[/]" if supported else "[bold red]UNSUPPORTED[/]"
+        node.add(f"{mark} P(Yes)={score}: {m(claim)}")
+        if pid not in shown:
+            shown.add(pid)
+            ev = node.add("[dim]evidence the judge saw[/]")
+            for mid in evidence:
+                ev.add(f"[dim]{m(summaries.get(mid, mid))}[/]")
+    return list(trees.values())
+
+
+def show_cmd(
+    user_id: Annotated[str, typer.Argument(help="The user to show.")],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    builder: Annotated[str | None, typer.Option("--builder", "-b", help="Only this builder's sets.")] = None,
+    all_sets: Annotated[bool, typer.Option("--all-sets", help="Every sample, not only sample 0.")] = False,
+    max_actions: Annotated[int, typer.Option(help="Actions shown under each memory.")] = 6,
+) -> None:
+    """A user's personas, each with its evidence memories and, under each memory, its actions."""
+    with Workspace(workspace, read_only=True) as ws:
+        for tree in persona_trees(ws, user_id, builder=builder, all_sets=all_sets, max_actions=max_actions):
+            console.print(tree)
+
+
+def audit_cmd(
+    user_id: Annotated[str, typer.Argument(help="The user to audit.")],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    builder: Annotated[str | None, typer.Option("--builder", "-b", help="Only this builder's sets.")] = None,
+    judge: Annotated[str, typer.Option("--judge", help="Which judge's verdicts to show.")] = "llm",
+) -> None:
+    """Each persona's claims with the judge's verdict, P(Yes) and the evidence memories it saw."""
+    with Workspace(workspace, read_only=True) as ws:
+        for tree in audit_trees(ws, user_id, judge=judge, builder=builder):
+            console.print(tree)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("show")(show_cmd)
+    app.command("audit")(audit_cmd)
