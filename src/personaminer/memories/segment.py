@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from personaminer.memories.steps import Step
-from personaminer.prompts import ACTION_CHARS, clip
+from personaminer.prompts import ACTION_CHARS, cut
 
 _PHRASES = {"query": ("searched", "search", "searches"), "click": ("clicked", "result", "results"),
             "view": ("viewed", "item", "items"), "like": ("liked", "item", "items"),
@@ -80,7 +80,7 @@ def extractive_summary(steps: list[Step], vectors: np.ndarray) -> str:
         verb, one, many = _PHRASES.get(kind, (kind, "action", "actions"))
         parts.append(f"{verb} {n} {one if n == 1 else many}" if kind != "query" else
                      f"{verb} {n} {'time' if n == 1 else 'times'}")
-    texts = [clip(step.text, ACTION_CHARS) for step in steps]  # a summary stays bounded, whatever the log holds
+    texts = [cut(step.text, ACTION_CHARS) for step in steps]  # a summary stays bounded, whatever the log holds
     head = f'Centered on "{texts[central]}": ' + ", ".join(parts) + "."
     others: list[str] = []
     for i, text in enumerate(texts):

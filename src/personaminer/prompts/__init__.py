@@ -25,10 +25,14 @@ ACTION_CHARS = 300
 MEMORY_CHARS = 1000
 
 
+def cut(text: str, limit: int) -> str:
+    """``text`` as it is, or cut to ``limit`` characters ending with ``…`` when longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def clip(text: str, limit: int) -> str:
     """``text`` on one line (runs of whitespace become one space), cut to ``limit`` characters with ``…``."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return cut(" ".join(text.split()), limit)
 
 
 _FILE = re.compile(r"^(?P<name>[a-z0-9_]+)\.v(?P<version>\d+)\.txt$")
