@@ -1,21 +1,25 @@
-"""Quality sanity check with the real LLM judge: per-term means, original vs each degradation.
+"""Quality sanity check with the real LLM judge: per-term means, original vs each degradation, and the
+reward-hacking check.
 
 Usage::
 
     .venv/bin/python benchmarks/quality_sanity.py --workspace W [--workspace W2 ...] \
-        [--builder cluster] [--users 20] [--judge llm]
+        [--builder cluster] [--per-workspace 10] [--judge llm] [--out report.json]
 
-Reads real persona sets (sample 0, at least two personas) from one or more workspaces built
-by ``personaminer memories`` + ``personaminer personas`` (``--users`` is the total, taken in
-the order the workspaces are given), degrades each (see ``personaminer.quality.sanity``;
-"another user's text" comes from a user of the same workspace) and prints, for every term,
-the mean over users of the original and of each degradation, and for how many users the
-term dropped.
+Reads real persona sets (sample 0, at least two personas) from each workspace (built by
+``benchmarks/quality_workspaces.sh``: memories + personas), at most ``--per-workspace`` users from
+each; degrades each set (``personaminer.quality.sanity``: "another user's text" comes from a user of
+the same workspace) and prints, for every term, the mean over users of the original and of each
+degradation and for how many users it dropped. A degradation must lower ``final`` and the terms
+it targets for at least 95% of the users (``merged`` is exempt from ``final``); and every
+degenerate set (:func:`personaminer.quality.sanity.hacks`) must score below the user's real set.
+The exit status is 1 when a must-drop or the hacking check fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -25,21 +29,29 @@ import numpy as np
 from personaminer import Workspace
 from personaminer.embed import MiniLMEmbedder
 from personaminer.quality import QualityConfig, WorkspaceData, score_set
-from personaminer.quality.sanity import DEGRADATIONS, degrade
+from personaminer.quality.sanity import DEGRADATIONS, HACKS, degrade, hacks
 
-TERMS = ("final", "cohesion", "alignment", "truthfulness", "mean_p_yes")
-# The terms each degradation must lower (the same rule as tests/quality/test_sanity.py).
+TERMS = ("final", "cohesion", "alignment", "truthfulness", "specificity", "distinctness", "mean_p_yes")
+#: The terms each degradation must lower (besides final, for all but ``merged``).
 EXPECTED = {"shuffle": ("alignment", "truthfulness"), "other_user": ("alignment", "truthfulness"),
-            "invented_fact": ("truthfulness",), "merged": ("cohesion",)}
+            "invented_fact": ("truthfulness",), "merged": ("cohesion",), "generic_labels": ("specificity",),
+            "duplicated": ("distinctness",), "overclaim": ("truthfulness",), "demographic": ("truthfulness",)}
+REQUIRED_SHARE = 0.95
+
+
+def _lower(o: dict[str, float], b: dict[str, float], t: str) -> bool:
+    if math.isnan(o[t]) or math.isnan(b[t]):
+        return False
+    return b[t] < o[t] or (t == "truthfulness" and o[t] == b[t] == 0)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workspace", type=Path, action="append", required=True,
-                    help="Workspace folder (repeatable).")
+    ap.add_argument("--workspace", type=Path, action="append", required=True, help="Workspace folder (repeatable).")
     ap.add_argument("--builder", default="cluster")
-    ap.add_argument("--users", type=int, default=20)
+    ap.add_argument("--per-workspace", type=int, default=10)
     ap.add_argument("--judge", default="llm", choices=["llm", "embedding"])
+    ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     embedder = MiniLMEmbedder()
     llm = None
@@ -49,16 +61,13 @@ def main() -> None:
         llm = make_llm()
     config = QualityConfig(judge=args.judge)
     t0 = time.perf_counter()
-    rows: dict[str, list[dict[str, float]]] = {k: [] for k in ("original", *DEGRADATIONS)}
+    rows: dict[str, list[dict[str, float]]] = {k: [] for k in ("original", *DEGRADATIONS, *HACKS)}
     used: list[str] = []
     for path in args.workspace:
-        remaining = args.users - len(rows["original"])
-        if remaining <= 0:
-            break
         with Workspace(path, read_only=True) as ws:
             sets = [r[0] for r in ws.con.execute(
                 "SELECT set_id FROM persona_sets WHERE builder = ? AND sample_index = 0 "
-                "AND n_personas >= 2 ORDER BY user_id", [args.builder]).fetchall()][:remaining]
+                "AND n_personas >= 2 ORDER BY user_id", [args.builder]).fetchall()][:args.per_workspace]
             if len(sets) < 2:
                 print(f"{path}: {len(sets)} qualifying set(s), need 2 (another user's text); skipped")
                 continue
@@ -66,11 +75,17 @@ def main() -> None:
             contexts = {s: data.context(s) for s in sets}
             for s in sets:
                 ctx, text, _ = contexts[s]
+                facts = data.set_facts(s)
                 other = next(c[0].personas[0] for c in contexts.values() if c[0].user_id != ctx.user_id)
-                rows["original"].append(score_set(ctx, config, embedder=embedder, llm=llm, memory_text=text)[0])
+
+                def score(c, text=text, facts=facts):  # type: ignore[no-untyped-def]
+                    return score_set(c, config, embedder=embedder, llm=llm, memory_text=text, facts=facts)[0]
+
+                rows["original"].append(score(ctx))
                 for kind in DEGRADATIONS:
-                    bad = degrade(ctx, kind, (other.label, other.description), embedder)
-                    rows[kind].append(score_set(bad, config, embedder=embedder, llm=llm, memory_text=text)[0])
+                    rows[kind].append(score(degrade(ctx, kind, (other.label, other.description), embedder)))
+                for kind, bad in hacks(ctx, text, embedder).items():
+                    rows[kind].append(score(bad))
             used.append(f"{path} ({len(sets)})")
     n_users = len(rows["original"])
     print(f"{n_users} real persona sets (builder {args.builder}, >= 2 personas) from {', '.join(used)}; "
@@ -80,21 +95,34 @@ def main() -> None:
     for kind, vals in rows.items():
         cells = []
         for t in TERMS:
-            xs = [v[t] for v in vals if not math.isnan(v[t])]
+            xs = [v[t] for v in vals if not math.isnan(v.get(t, math.nan))]
             mean = f"{np.mean(xs):.3f}" if xs else "-"
             if kind != "original":
-                drops = sum(b[t] < o[t] for o, b in zip(rows["original"], vals, strict=True)
-                            if not (math.isnan(o[t]) or math.isnan(b[t])))
+                drops = sum(_lower(o, b, t) for o, b in zip(rows["original"], vals, strict=True))
                 mean += f" ({drops}/{len(vals)} lower)"
             cells.append(mean)
         print(f"| {kind} | " + " | ".join(cells) + " |")
     print()
     failures = 0
+    report: dict[str, object] = {"users": n_users, "judge": args.judge, "checks": {}}
     for kind, terms in EXPECTED.items():
-        ok = sum(all(b[t] < o[t] or (t == "truthfulness" and o[t] == b[t] == 0) for t in terms)
-                 for o, b in zip(rows["original"], rows[kind], strict=True))
-        failures += n_users - ok
-        print(f"{kind}: {', '.join(terms)} lower for {ok}/{n_users} users")
+        need = terms if kind == "merged" else ("final", *terms)
+        per = {t: sum(_lower(o, b, t) for o, b in zip(rows["original"], rows[kind], strict=True)) for t in need}
+        ok = all(n >= REQUIRED_SHARE * n_users for n in per.values())
+        failures += not ok
+        report["checks"][kind] = {"lower": per, "ok": ok}  # type: ignore[index]
+        print(f"{kind}: " + ", ".join(f"{t} lower for {n}/{n_users}" for t, n in per.items())
+              + ("" if ok else f"  FAILED (need {REQUIRED_SHARE:.0%})"))
+    for kind in HACKS:
+        below = sum(b["final"] < o["final"] for o, b in zip(rows["original"], rows[kind], strict=True))
+        ok = below == n_users
+        failures += not ok
+        report["checks"][kind] = {"below_real": below, "ok": ok}  # type: ignore[index]
+        print(f"hack {kind}: final below the real set for {below}/{n_users}" + ("" if ok else "  FAILED"))
+    report["means"] = {k: {t: float(np.nanmean([v.get(t, math.nan) for v in vals])) for t in TERMS}
+                       for k, vals in rows.items()}
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
     if llm is not None:
         llm.close()
     raise SystemExit(1 if failures else 0)

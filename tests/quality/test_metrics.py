@@ -57,3 +57,67 @@ def test_final_score_and_claims() -> None:
     assert final_score({"cohesion": 0.5, "alignment": 1.0, "truthfulness": math.nan}, w) == pytest.approx(0.75)
     assert split_claims("Likes golf. Plays on weekends! Is 40?  no") == ["Likes golf.", "Plays on weekends!",
                                                                          "Is 40? no"]
+
+
+def test_specificity_by_hand() -> None:
+    from personaminer.quality.metrics import Specificity
+
+    own = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=float)
+    background = np.array([[0, 0, 1], [0, 0, 1]], dtype=float)
+    ctx = _ctx([[0, 1], [2]], own)
+    ctx.background_vectors = background
+    ctx.label_vectors = np.array([[1, 0, 0], [0, 1, 0]], dtype=float)  # each label points at its evidence
+    ctx.description_vectors = ctx.label_vectors.copy()
+    values, per = Specificity().score(ctx)
+    assert values["specificity"] == pytest.approx(1.0)
+    # a label that fits everyone: equally close to every memory, own or not -> ties keep the pool order
+    ctx.label_vectors = np.array([[1, 1, 1], [0, 1, 0]], dtype=float) / np.sqrt([[3], [1]])
+    values, per = Specificity().score(ctx)
+    assert per["p0"]["specificity_label"] == pytest.approx(1.0)  # ties keep order: own memories come first
+    assert per["p0"]["specificity_description"] == pytest.approx(1.0)  # the description still points at it
+    ctx.background_vectors = np.array([[1, 1, 0.9]] * 3) / np.linalg.norm([1, 1, 0.9])
+    values, per = Specificity().score(ctx)  # other users' memories now rank above the evidence for the label
+    assert per["p0"]["specificity_label"] < 0.5 and per["p0"]["specificity_description"] == pytest.approx(1.0)
+    assert values["specificity"] < 1.0
+    ctx.label_vectors = None
+    assert math.isnan(Specificity().score(ctx)[0]["specificity"])
+
+
+def test_distinctness_by_hand() -> None:
+    from personaminer.quality.metrics import Distinctness
+
+    x = np.eye(4)
+    ctx = _ctx([[0, 1], [2, 3]], x)
+    ctx.label_vectors = np.array([[1, 0], [0, 1]], dtype=float)
+    ctx.description_vectors = np.array([[1, 0], [0.6, 0.8]], dtype=float)  # cos 0.6: a little alike
+    values, _ = Distinctness().score(ctx)
+    assert values["max_likeness"] == pytest.approx(0.6) and values["distinctness"] == pytest.approx(0.8)
+    ctx.description_vectors = np.array([[1, 0], [0, 1]], dtype=float)
+    assert Distinctness().score(ctx)[0]["distinctness"] == pytest.approx(1.0)
+    ctx.personas[1].evidence = ["m0", "m1"]  # the same evidence: a copy
+    assert Distinctness().score(ctx)[0]["distinctness"] == pytest.approx(0.0)
+    one = _ctx([[0, 1, 2, 3]], x)
+    one.label_vectors = one.description_vectors = np.array([[1.0, 0.0]])
+    assert Distinctness().score(one)[0] == {"distinctness": 1.0, "max_likeness": 0.0}
+
+
+def test_abstraction_flags_copied_descriptions() -> None:
+    from personaminer.quality.metrics import Abstraction, copied_from
+
+    summary = 'Centered on "golf clubs": searched 4 times, clicked 2 results.'
+    assert copied_from("Centered on", [summary]) == 1.0
+    assert copied_from(summary, ["something else", summary]) == 1.0
+    # 4 of 5 words in order -> exactly at the threshold; a paraphrase is far below it
+    assert copied_from("centered on golf clubs today", [summary]) == pytest.approx(0.8)
+    assert copied_from("The user shops for golf equipment and plays often.", [summary]) < 0.3
+    assert copied_from("", [summary]) == 1.0  # an empty description says nothing of its own
+    text = {"m1": f"[2006-03-01] {summary}", "m2": "[2006-03-02] search: cheap flights vegas"}
+    ctx = SetContext("s", "u", [PersonaView("a", "golf", "Centered on \"golf clubs\": searched 4 times.", ["m1"]),
+                                PersonaView("b", "travel", "The user plans trips to Las Vegas on a budget.", ["m2"])],
+                     ["m1", "m2"], np.eye(2, dtype=np.float32), np.eye(2, dtype=np.float32),
+                     np.zeros((0, 2), np.float32), memory_text=text)
+    values, per = Abstraction().score(ctx)
+    assert values == {"abstraction": 0.5, "copied_personas": 1.0}
+    assert per["a"]["copied"] == 1.0 and per["b"]["copied"] == 0.0
+    # the day prefix is not part of the summary: a description made of the date is not a copy of it
+    assert copied_from("2006-03-01", [summary]) == 0.0

@@ -195,8 +195,8 @@ def score_cmd(
                                          "actions.")] = default(Q, "strict"),
     claims: Annotated[str, typer.Option("--claims", help="sentences (default) or llm (an LLM rewrites each "
                                         "description as one-fact claims).")] = default(Q, "claims"),
-    weights: Annotated[str | None, typer.Option("--weights", help="cohesion,alignment,truthfulness weights, "
-                                                "e.g. 1,1,2 (default equal).")] = None,
+    weights: Annotated[str | None, typer.Option("--weights", help="cohesion,alignment,truthfulness,specificity,"
+                                                "distinctness weights, e.g. 1,1,2,1,1 (default equal).")] = None,
     llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, llm_config_file: LlmConfigOpt = None,
     no_cache: NoCacheOpt = False,
     quiet: QuietOpt = False,

@@ -65,7 +65,7 @@ def audit_trees(ws: Workspace, user_id: str, *, judge: str = "llm", builder: str
     trees: dict[str, Tree] = {}
     personas: dict[str, Tree] = {}
     shown: set[str] = set()
-    for set_id, b, sample, pid, label, _, claim, p_yes, supported, evidence in rows:
+    for set_id, b, sample, pid, label, _, claim, p_yes, supported, evidence, guard in rows:
         tree = trees.setdefault(set_id, Tree(f"[bold]user {m(user_id)}[/] | {m(b)} sample {sample} | "
                                              f"{m(judge)} judge | set {m(set_id)}"))
         if pid not in personas:
@@ -73,7 +73,8 @@ def audit_trees(ws: Workspace, user_id: str, *, judge: str = "llm", builder: str
         node = personas[pid]
         score = "n/a" if p_yes is None else f"{p_yes:.2f}"
         mark = "[green]supported[/]" if supported else "[bold red]UNSUPPORTED[/]"
-        node.add(f"{mark} P(Yes)={score}: {m(claim)}")
+        why = f" [yellow](guard: {m(guard)})[/]" if guard else ""
+        node.add(f"{mark} P(Yes)={score}: {m(claim)}{why}")
         if pid not in shown:
             shown.add(pid)
             ev = node.add("[dim]evidence the judge saw[/]")

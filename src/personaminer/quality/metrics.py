@@ -35,6 +35,10 @@ class SetContext:
     persona_vectors: np.ndarray  # embedded "label. description", one row per persona
     reference_vectors: np.ndarray  # seeded sample of other users' memories (for one-persona sets)
     claim_verdicts: list[dict[str, Any]] = field(default_factory=list)  # filled by the truthfulness metric
+    label_vectors: np.ndarray | None = None  # embedded labels alone, one row per persona
+    description_vectors: np.ndarray | None = None  # embedded descriptions alone
+    background_vectors: np.ndarray | None = None  # the seeded sample of other users' memories (every set)
+    memory_text: dict[str, str] | None = None  # memory id -> "[day] summary" (filled by the scorer)
 
     def index(self) -> dict[str, int]:
         return {m: i for i, m in enumerate(self.memory_ids)}
@@ -157,6 +161,139 @@ class Alignment(Metric):
 
 
 @register
+class Specificity(Metric):
+    """Does the persona's text pick out *its* evidence, against the user's other memories and
+    other people's?
+
+    The pool is the user's memories plus the background: a fixed seeded sample of other users'
+    memories in the same memory set (``reference_size``, 200; the sample is recorded by the
+    score config's seed). For persona P with evidence E, AP_label is the average precision of E
+    when the pool is ranked by cosine similarity to the embedded label alone, AP_desc the same
+    for the description alone; specificity(P) = (AP_label + AP_desc) / 2, and the set value is
+    the mean over personas. A label that fits everyone ("search", "food", "user interests")
+    ranks other users' memories as high as the user's own and scores near the chance level
+    |E| / |pool|; a specific one ("golf equipment") ranks its evidence first. Alignment (which
+    embeds ``label. description`` against the user's own memories only) cannot see a generic
+    label: the description dominates that embedding.
+    """
+
+    name = "specificity"
+
+    def score(self, ctx: SetContext) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        if ctx.label_vectors is None or ctx.description_vectors is None or ctx.background_vectors is None:
+            return {"specificity": math.nan}, {}
+        idx = ctx.index()
+        pool = np.concatenate([ctx.memory_vectors, ctx.background_vectors]) if len(ctx.background_vectors) \
+            else ctx.memory_vectors
+        per, vals = {}, []
+        for k, p in enumerate(ctx.personas):
+            relevant = np.zeros(len(pool), dtype=bool)
+            relevant[[idx[e] for e in p.evidence if e in idx]] = True
+            if not relevant.any():
+                continue
+            ap_label = average_precision(pool @ ctx.label_vectors[k], relevant)
+            ap_desc = average_precision(pool @ ctx.description_vectors[k], relevant)
+            per[p.persona_id] = {"specificity": (ap_label + ap_desc) / 2, "specificity_label": ap_label,
+                                 "specificity_description": ap_desc}
+            vals.append((ap_label + ap_desc) / 2)
+        return {"specificity": float(np.mean(vals)) if vals else math.nan}, per
+
+
+#: Two personas whose labels, descriptions or evidence are more alike than this start to cost
+#: distinctness; at 1.0 (a copy) they cost all of it.
+DISTINCT_FROM = 0.5
+
+
+@register
+class Distinctness(Metric):
+    """Are the set's personas different facets, not one facet said several times?
+
+    For each pair of personas, their likeness is the highest of: the cosine similarity of their
+    labels, of their descriptions, and the Jaccard overlap of their evidence. With s the highest
+    likeness in the set, distinctness = 1 - max(0, (s - 0.5) / 0.5): pairs up to 0.5 alike cost
+    nothing, a copied persona (s = 1) costs everything. One persona is trivially distinct (1.0);
+    a set that merged everything into it is caught by cohesion and specificity instead.
+    ``max_likeness`` (s) is reported beside it.
+    """
+
+    name = "distinctness"
+
+    def score(self, ctx: SetContext) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        n = len(ctx.personas)
+        if ctx.label_vectors is None or ctx.description_vectors is None:
+            return {"distinctness": math.nan}, {}
+        if n < 2:
+            return {"distinctness": 1.0, "max_likeness": 0.0}, {}
+        lab = ctx.label_vectors @ ctx.label_vectors.T
+        desc = ctx.description_vectors @ ctx.description_vectors.T
+        worst = 0.0
+        for i in range(n):
+            for j in range(i + 1, n):
+                a, b = set(ctx.personas[i].evidence), set(ctx.personas[j].evidence)
+                jac = len(a & b) / len(a | b) if a | b else 0.0
+                worst = max(worst, float(lab[i, j]), float(desc[i, j]), jac)
+        value = 1.0 - max(0.0, (min(worst, 1.0) - DISTINCT_FROM) / (1 - DISTINCT_FROM))
+        return {"distinctness": value, "max_likeness": worst}, {}
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _lcs(a: list[str], b: list[str]) -> int:
+    """Length of the longest common subsequence of two token lists."""
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def copied_from(description: str, summaries: list[str]) -> float:
+    """Largest share of the description's words that one summary holds in the same order (LCS)."""
+    words = _WORD.findall(description.lower())
+    if not words:
+        return 1.0
+    return max((_lcs(words, _WORD.findall(s.lower())) / len(words) for s in summaries), default=0.0)
+
+
+#: A persona whose description takes at least this share of its words, in order, from one
+#: evidence memory's summary is a copy, not a persona.
+COPIED_AT = 0.8
+
+
+@register
+class Abstraction(Metric):
+    """Is each persona more than one memory restated?
+
+    A persona generalises its evidence. A description that is one evidence memory's summary
+    copied (``copied_from`` >= 0.8: four fifths of its words appear, in order, in that summary;
+    word-level longest common subsequence) says nothing a memory did not, and scores perfectly on
+    alignment and truthfulness for that reason alone: the trained SmolLM2 wrote such sets
+    ("Centered on ..." descriptions copied from extractive summaries). ``abstraction`` is the
+    share of personas that are not copies, and it *gates* ``final`` (multiplies it) rather than
+    adding a term: no amount of the other terms makes a copy a persona. ``copied_personas``
+    counts them.
+    """
+
+    name = "abstraction"
+
+    def score(self, ctx: SetContext) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        if ctx.memory_text is None or not ctx.personas:
+            return {"abstraction": math.nan}, {}
+        per, copies = {}, 0
+        for p in ctx.personas:
+            summaries = [ctx.memory_text[e].partition("] ")[2] or ctx.memory_text[e]
+                         for e in p.evidence if e in ctx.memory_text]
+            share = copied_from(p.description, summaries)
+            copied = share >= COPIED_AT
+            copies += copied
+            per[p.persona_id] = {"copied_share": share, "copied": float(copied)}
+        return {"abstraction": 1 - copies / len(ctx.personas), "copied_personas": float(copies)}, per
+
+
+@register
 class Coverage(Metric):
     """Share of the user's memories cited by at least one persona (reported, not in the final score)."""
 
@@ -188,10 +325,13 @@ class Truthfulness(Metric):
     """Share of a persona's claims the judge supports, and the mean judge score.
 
     Claims are the description's sentences (:func:`split_claims`). The LLM judge sees only the
-    persona's evidence memories (``strict``: also their raw actions) and a claim is supported
-    when P(Yes) >= 0.5; the embedding judge (a cheap option for large runs, labelled as such)
-    scores a claim by its highest cosine similarity to an evidence memory and supports it at or
-    above a threshold. The set value is the mean over personas that have claims.
+    persona's evidence memories, each with the kinds and values of its actions (``strict``: also
+    the raw actions), and a claim is supported when P(Yes) >= 0.5; the embedding judge (a cheap
+    option for large runs, labelled as such) scores a claim by its highest cosine similarity to an
+    evidence memory and supports it at or above a threshold. Either way the evidence guards
+    (:mod:`personaminer.quality.guards`) then refuse claims the evidence cannot carry: a stronger
+    action, a frequency, a liking or a demographic fact it does not show. The set value is the
+    mean over personas that have claims.
     """
 
     name = "truthfulness"

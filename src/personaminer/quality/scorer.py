@@ -21,13 +21,15 @@ from personaminer.embed import Embedder
 from personaminer.llm.base import LLM, ChatRequest, extract_json_text
 from personaminer.llm.validated import Usage, ask
 from personaminer.prompts import ACTION_CHARS, MEMORY_CHARS, clip, load_prompt
+from personaminer.quality import guards
+from personaminer.quality.guards import MemoryFacts
 from personaminer.quality.metrics import REGISTRY, PersonaView, SetContext, split_claims
 from personaminer.stats import describe
 from personaminer.store import Workspace
 
 JUDGE_PROMPT = "claim_judge"
 SPLIT_PROMPT = "claim_split"
-TERMS = ("cohesion", "alignment", "truthfulness")
+TERMS = ("cohesion", "alignment", "truthfulness", "specificity", "distinctness")
 
 
 @dataclass
@@ -37,10 +39,14 @@ class QualityConfig:
     judge: ``llm`` (yes/no judge, P(Yes) from log-probabilities) or ``embedding`` (cheap:
         highest cosine similarity of the claim to an evidence memory, for large runs).
     strict: the LLM judge also sees the evidence memories' raw actions.
-    weights: weights of cohesion, alignment and truthfulness (each on [0, 1]) in ``final``.
+    weights: weights of cohesion, alignment, truthfulness, specificity and distinctness (each on
+        [0, 1]) in ``final`` (default: equal).
+    guards: the evidence guards (:mod:`personaminer.quality.guards`) refuse claims the evidence
+        cannot carry (a stronger action, a liking against the ratings, a frequency, a demographic
+        fact), after either judge.
     embedding_threshold: the embedding judge supports a claim at or above this similarity.
-    reference_size, seed: the fixed seeded sample of other users' memories that one-persona
-        sets are contrasted with (cohesion's b(m)).
+    reference_size, seed: the fixed seeded sample of other users' memories (the background of
+        specificity, and what one-persona sets are contrasted with in cohesion's b(m)).
     max_evidence: at most this many evidence memories shown to the judge per persona (the
         most similar to the persona's text).
     claims: how a description becomes atomic claims: ``sentences`` (default, no LLM) or
@@ -52,7 +58,7 @@ class QualityConfig:
 
     judge: Literal["llm", "embedding"] = "llm"
     strict: bool = False
-    weights: dict[str, float] = field(default_factory=lambda: {t: 1 / 3 for t in TERMS})
+    weights: dict[str, float] = field(default_factory=lambda: {t: 1 / len(TERMS) for t in TERMS})
     embedding_threshold: float = 0.45
     reference_size: int = 200
     seed: int = 0
@@ -60,6 +66,7 @@ class QualityConfig:
     max_actions_per_memory: int = 5
     claims: Literal["sentences", "llm"] = "sentences"
     max_claims: int = 8
+    guards: bool = True
 
     def __post_init__(self) -> None:
         if self.judge not in ("llm", "embedding"):
@@ -73,8 +80,8 @@ class QualityConfig:
 
 
 def final_score(values: dict[str, float], weights: dict[str, float]) -> float:
-    """Weighted mean of the three terms on [0, 1]; a missing term (NaN) is left out and the
-    remaining weights renormalised (the number of terms used is reported beside it)."""
+    """Weighted mean of the terms on [0, 1]; a missing term (NaN) is left out and the remaining
+    weights renormalised. (:func:`score_set` then multiplies it by the abstraction gate.)"""
     used = {t: w for t, w in weights.items() if not math.isnan(values.get(t, math.nan)) and w > 0}
     if not used:
         return math.nan
@@ -133,9 +140,14 @@ def judge_requests(personas: Sequence[PersonaView], claims: dict[str, list[str]]
 
 
 def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm: LLM | None,
-              memory_text: dict[str, str], action_text: dict[str, list[str]] | None = None
+              memory_text: dict[str, str], action_text: dict[str, list[str]] | None = None,
+              facts: dict[str, MemoryFacts] | None = None
               ) -> tuple[dict[str, float], dict[str, dict[str, float]], list[dict[str, Any]]]:
-    """Score one persona set: (set values, per-persona values, per-claim verdicts)."""
+    """Score one persona set: (set values, per-persona values, per-claim verdicts).
+
+    ``facts`` (per memory: day, action kinds, ratings) go into the LLM judge's evidence lines and
+    feed the evidence guards; without them the judge sees summaries only and no guard runs.
+    """
     idx = ctx.index()
     split_failures = 0
     if config.claims == "llm":
@@ -159,7 +171,8 @@ def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm
         for pid, ids in evidence.items():
             lines = []
             for mid in ids:
-                lines.append(f"- {clip(memory_text[mid], MEMORY_CHARS)}")
+                shows = f" [{facts[mid].describe()}]" if facts and mid in facts and facts[mid].describe() else ""
+                lines.append(f"- {clip(memory_text[mid], MEMORY_CHARS)}{shows}")
                 if config.strict and action_text:
                     lines.extend(f"    * {clip(a, ACTION_CHARS)}"
                                  for a in action_text.get(mid, [])[: config.max_actions_per_memory])
@@ -184,7 +197,13 @@ def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm
                 verdicts.append({"persona_id": p.persona_id, "claim_index": i, "claim": c, "p_yes": float(s),
                                  "supported": bool(s >= config.embedding_threshold),
                                  "evidence": evidence[p.persona_id]})
+    if config.guards and facts:
+        for v in verdicts:
+            reason = guards.check(v["claim"], [facts[m] for m in v["evidence"] if m in facts])
+            if reason is not None:
+                v.update(p_judge=v["p_yes"], p_yes=0.0, supported=False, guard=reason)
     ctx.claim_verdicts = verdicts
+    ctx.memory_text = memory_text
     values: dict[str, float] = {}
     per: dict[str, dict[str, float]] = {p.persona_id: {} for p in ctx.personas}
     for cls in REGISTRY.values():
@@ -192,16 +211,18 @@ def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm
         values.update(set_vals)
         for pid, d in per_vals.items():
             per[pid].update(d)
-    values["final"] = final_score(values, config.weights)
+    values["final"] = final_score(values, config.weights) * (
+        1.0 if math.isnan(values.get("abstraction", math.nan)) else values["abstraction"])
     values["n_personas"] = float(len(ctx.personas))
     values["n_claims"] = float(len(verdicts))
+    values["guarded_claims"] = float(sum("guard" in v for v in verdicts))
     if config.claims == "llm":
         values["claim_split_failures"] = float(split_failures)
     return values, per, verdicts
 
 
 #: The scorer's code version, part of every score config's fingerprint.
-CODE = "scores/1"
+CODE = "scores/2"
 
 
 def score_output(config: QualityConfig, *, embedder: Embedder, llm: LLM | None) -> lineage.Output:
@@ -225,6 +246,7 @@ class WorkspaceData:
         self.ws, self.embedder, self.config = ws, embedder, config
         self._cache: dict[tuple[str, str], tuple[list[str], np.ndarray, dict[str, str]]] = {}
         self._reference: dict[tuple[str, str], np.ndarray] = {}
+        self._facts: dict[tuple[str, str], dict[str, MemoryFacts]] = {}
 
     def memories(self, user_id: str, memory_set: str) -> tuple[list[str], np.ndarray, dict[str, str]]:
         key = (user_id, memory_set)
@@ -247,14 +269,47 @@ class WorkspaceData:
     def actions(self, memory_ids: Sequence[str]) -> dict[str, list[str]]:
         return {mid: [f"{k}: {t}" for k, t in tables.memories.actions_of(self.ws.con, mid)] for mid in memory_ids}
 
+    def facts(self, user_id: str, memory_set: str) -> dict[str, MemoryFacts]:
+        """Per memory of the user: its day, words, action kinds, ratings and prices (for the judge and guards)."""
+        key = (user_id, memory_set)
+        if key not in self._facts:
+            out: dict[str, MemoryFacts] = {}
+            summaries = {m: (d, s) for m, d, s in tables.memories.items(self.ws.con, user_id, memory_set)}
+            for mid, day, kind, text, rating, price in tables.memories.action_facts(self.ws.con, user_id, memory_set):
+                f = out.setdefault(mid, MemoryFacts(day, summaries[mid][1].lower()))
+                f.text += " " + text.lower()
+                f.kinds[kind] += 1
+                if rating is not None:
+                    f.ratings.append(rating)
+                if price is not None:
+                    f.prices.append(price)
+            self._facts[key] = out
+        return self._facts[key]
+
+    def set_facts(self, set_id: str) -> dict[str, MemoryFacts]:
+        """:meth:`facts` of the memories a set was built on."""
+        user_id, memory_set, _ = tables.personas.set_header(self.ws.con, set_id)
+        return self.facts(user_id, memory_set)
+
     def context(self, set_id: str) -> tuple[SetContext, dict[str, str], str]:
         user_id, memory_set, builder = tables.personas.set_header(self.ws.con, set_id)
         personas = [PersonaView(p["persona_id"], p["label"], p["description"], p["evidence"])
                     for p in tables.personas.personas_of(self.ws.con, set_id)]
         ids, vec, text = self.memories(user_id, memory_set)
-        pvec = self.embedder.encode([f"{p.label}. {p.description}" for p in personas])
-        ref = self.reference(user_id, memory_set) if len(personas) == 1 else np.zeros((0, vec.shape[1]), np.float32)
-        return SetContext(set_id, user_id, personas, ids, vec, pvec, ref), text, builder
+        background = self.reference(user_id, memory_set)
+        ctx = SetContext(set_id, user_id, personas, ids, vec, np.zeros((0, vec.shape[1]), np.float32),
+                         background if len(personas) == 1 else np.zeros((0, vec.shape[1]), np.float32),
+                         background_vectors=background)
+        return embed_personas(ctx, self.embedder), text, builder
+
+
+def embed_personas(ctx: SetContext, embedder: Embedder) -> SetContext:
+    """``ctx`` with its persona, label and description vectors computed from its personas."""
+    personas = ctx.personas
+    ctx.persona_vectors = embedder.encode([f"{p.label}. {p.description}" for p in personas])
+    ctx.label_vectors = embedder.encode([p.label for p in personas])
+    ctx.description_vectors = embedder.encode([p.description for p in personas])
+    return ctx
 
 
 def run_scores(ws: Workspace, config: QualityConfig, *, embedder: Embedder, llm: LLM | None,
@@ -281,7 +336,7 @@ def run_scores(ws: Workspace, config: QualityConfig, *, embedder: Embedder, llm:
             ctx, text, builder = data.context(set_id)
             actions = data.actions([e for p in ctx.personas for e in p.evidence]) if config.strict else None
             values, per, verdicts = score_set(ctx, config, embedder=embedder, llm=llm, memory_text=text,
-                                              action_text=actions)
+                                              action_text=actions, facts=data.set_facts(set_id))
             with ws.transaction() as con:
                 tables.scores.write(con, set_id, ctx.user_id, builder, config.judge, key, judge_model, values, per,
                                     verdicts)
@@ -294,8 +349,8 @@ def run_scores(ws: Workspace, config: QualityConfig, *, embedder: Embedder, llm:
     return summary
 
 
-METRIC_KEYS = ("final", "cohesion", "cohesion_raw", "alignment", "truthfulness", "mean_p_yes", "coverage",
-               "redundancy", "n_personas", "n_claims")
+METRIC_KEYS = ("final", "cohesion", "cohesion_raw", "alignment", "truthfulness", "specificity", "distinctness",
+               "mean_p_yes", "coverage", "redundancy", "max_likeness", "abstraction", "copied_personas", "n_personas", "n_claims", "guarded_claims")
 
 
 def summarize(ws: Workspace, judge: str, key: str, where: dict[str, str] | None = None) -> dict[str, Any]:

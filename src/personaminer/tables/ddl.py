@@ -197,7 +197,7 @@ CLAIM_VERDICTS = """
 CREATE TABLE IF NOT EXISTS claim_verdicts (
     set_id VARCHAR NOT NULL, persona_id VARCHAR NOT NULL, judge VARCHAR NOT NULL, config_key VARCHAR NOT NULL,
     claim_index INTEGER NOT NULL, claim VARCHAR NOT NULL, p_yes DOUBLE, supported BOOLEAN NOT NULL,
-    evidence VARCHAR[] NOT NULL, PRIMARY KEY (persona_id, judge, config_key, claim_index)
+    evidence VARCHAR[] NOT NULL, guard VARCHAR, PRIMARY KEY (persona_id, judge, config_key, claim_index)
 )"""
 
 META = """
@@ -215,6 +215,7 @@ ADDED_COLUMNS = {
     "memories": {"lineage": "VARCHAR"},
     "memory_days": {"lineage": "VARCHAR", "input_hash": "VARCHAR"},
     "persona_sets": {"collection": "VARCHAR", "lineage": "VARCHAR"},
+    "claim_verdicts": {"guard": "VARCHAR"},
 }
 
 

@@ -99,6 +99,16 @@ def actions_of(con: duckdb.DuckDBPyConnection, memory_id: str) -> list[tuple[str
                        "JOIN actions a ON a.action_id = u.action_id WHERE m.memory_id = ?", [memory_id]).fetchall()
 
 
+def action_facts(con: duckdb.DuckDBPyConnection, user_id: str, memory_set: str
+                 ) -> list[tuple[str, dt.date, str, str, float | None, float | None]]:
+    """(memory_id, day, action kind, action text, rating, price) of every action of the user's memories."""
+    return con.execute(
+        "SELECT m.memory_id, m.day, a.kind, a.text, try_cast(a.attrs->>'rating' AS DOUBLE), "
+        "try_cast(a.attrs->>'price' AS DOUBLE) FROM memories m, unnest(m.action_ids) AS u(action_id) "
+        "JOIN actions a ON a.action_id = u.action_id WHERE m.user_id = ? AND m.memory_set = ?",
+        [user_id, memory_set]).fetchall()
+
+
 def verify(con: duckdb.DuckDBPyConnection, memory_set: str) -> dict[str, int]:
     """The stage's invariants over the tables (see ``memories.run.verify_memories``); every count must be 0."""
     con.execute("""CREATE OR REPLACE TEMP TABLE _mem_actions AS

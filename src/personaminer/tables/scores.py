@@ -38,9 +38,9 @@ def write(con: duckdb.DuckDBPyConnection, set_id: str, user_id: str, builder: st
         con.execute("INSERT INTO persona_scores VALUES (?, ?, ?, ?, ?)",
                     [pid, set_id, judge, key, json.dumps(_clean(d))])
     for v in verdicts:
-        con.execute("INSERT INTO claim_verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        con.execute("INSERT INTO claim_verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
             set_id, v["persona_id"], judge, key, v["claim_index"], v["claim"],
-            None if math.isnan(v["p_yes"]) else v["p_yes"], v["supported"], v["evidence"]])
+            None if math.isnan(v["p_yes"]) else v["p_yes"], v["supported"], v["evidence"], v.get("guard")])
 
 
 def values_by_builder(con: duckdb.DuckDBPyConnection, judge: str, key: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -60,10 +60,10 @@ def values_of(con: duckdb.DuckDBPyConnection, set_ids: list[str], judge: str | N
 
 def verdicts(con: duckdb.DuckDBPyConnection, user_id: str, judge: str, builder: str | None) -> list[tuple[Any, ...]]:
     """For ``audit``: (set_id, builder, sample, persona_id, label, claim_index, claim, p_yes, supported,
-    evidence) of a user's claims judged by ``judge``, in set, persona and claim order."""
+    evidence, guard) of a user's claims judged by ``judge``, in set, persona and claim order."""
     return con.execute(
         "SELECT s.set_id, s.builder, s.sample_index, p.persona_id, p.label, c.claim_index, c.claim, c.p_yes, "
-        "c.supported, c.evidence FROM claim_verdicts c JOIN personas p USING (persona_id) "
+        "c.supported, c.evidence, c.guard FROM claim_verdicts c JOIN personas p USING (persona_id) "
         "JOIN persona_sets s ON s.set_id = c.set_id WHERE s.user_id = ? AND c.judge = ? "
         "AND (? IS NULL OR s.builder = ?) ORDER BY s.builder, s.sample_index, p.position, c.claim_index",
         [user_id, judge, builder, builder]).fetchall()
