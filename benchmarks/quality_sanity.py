@@ -31,7 +31,8 @@ from personaminer.embed import MiniLMEmbedder
 from personaminer.quality import QualityConfig, WorkspaceData, score_set
 from personaminer.quality.sanity import DEGRADATIONS, HACKS, degrade, hacks
 
-TERMS = ("final", "cohesion", "alignment", "truthfulness", "specificity", "distinctness", "mean_p_yes")
+TERMS = ("final", "cohesion", "alignment", "truthfulness", "specificity", "distinctness", "abstraction",
+         "mean_p_yes")
 #: The terms each degradation must lower (besides final, for all but ``merged``).
 EXPECTED = {"shuffle": ("alignment", "truthfulness"), "other_user": ("alignment", "truthfulness"),
             "invented_fact": ("truthfulness",), "merged": ("cohesion",), "generic_labels": ("specificity",),
@@ -86,6 +87,7 @@ def main() -> None:
                     rows[kind].append(score(degrade(ctx, kind, (other.label, other.description), embedder)))
                 for kind, bad in hacks(ctx, text, embedder).items():
                     rows[kind].append(score(bad))
+                print(f"  {len(rows['original'])} sets, {time.perf_counter() - t0:.0f} s", flush=True)
             used.append(f"{path} ({len(sets)})")
     n_users = len(rows["original"])
     print(f"{n_users} real persona sets (builder {args.builder}, >= 2 personas) from {', '.join(used)}; "
