@@ -80,7 +80,7 @@ def main() -> None:
             for user in users:
                 for b in builders:
                     set_id, status = by_user[user][b]
-                    if status != "ok":
+                    if status not in ("ok", "repaired"):
                         failed[b] += 1
                         continue
                     ctx, text, _ = data.context(set_id)

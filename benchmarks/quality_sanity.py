@@ -68,13 +68,13 @@ def main() -> None:
         with Workspace(path, read_only=True) as ws:
             sets = [r[0] for r in ws.con.execute(
                 "SELECT set_id FROM persona_sets WHERE builder = ? AND sample_index = 0 "
-                "AND n_personas >= 2 ORDER BY user_id", [args.builder]).fetchall()][:args.per_workspace]
+                "AND n_personas >= 2 ORDER BY user_id", [args.builder]).fetchall()][:max(2, args.per_workspace)]
             if len(sets) < 2:
                 print(f"{path}: {len(sets)} qualifying set(s), need 2 (another user's text); skipped")
                 continue
             data = WorkspaceData(ws, embedder, config)
-            contexts = {s: data.context(s) for s in sets}
-            for s in sets:
+            contexts = {s: data.context(s) for s in sets}  # a second user gives "another user's text"
+            for s in sets[:args.per_workspace]:
                 ctx, text, _ = contexts[s]
                 facts = data.set_facts(s)
                 other = next(c[0].personas[0] for c in contexts.values() if c[0].user_id != ctx.user_id)

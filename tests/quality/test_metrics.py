@@ -46,7 +46,16 @@ def test_alignment_coverage_redundancy() -> None:
     good = _ctx([[0, 1], [2]], x, pvec=np.array([[1.0, 0.0], [0.0, 1.0]]))
     bad = _ctx([[0, 1], [2]], x, pvec=np.array([[0.0, 1.0], [1.0, 0.0]]))
     assert Alignment().score(good)[0]["alignment"] == 1.0
-    assert Alignment().score(bad)[0]["alignment"] < 0.5
+    # by hand: persona 0 (evidence 0, 1) ranks 2, 1, 0 -> AP (1/2 + 2/3) / 2 = 7/12 below its chance
+    # level 2/3, persona 1 (evidence 2) ranks 0, 1, 2 -> AP 1/3 = chance: both 0 after the correction
+    values, per = Alignment().score(bad)
+    assert values["alignment"] == 0.0 and values["alignment_raw"] == pytest.approx((7 / 12 + 1 / 3) / 2)
+    # a persona holding every memory: AP 1 by construction, no alignment above chance
+    everything = _ctx([[0, 1, 2]], x, pvec=np.array([[1.0, 0.0]]))
+    assert Alignment().score(everything)[0] == {"alignment": 0.0, "alignment_raw": 1.0}
+    # half right: evidence {0, 2} of 3, ranked 0, 1, 2 -> AP (1 + 2/3) / 2 = 5/6, r = 2/3 -> 1/2
+    half = _ctx([[0, 2]], x, pvec=np.array([[1.0, 0.0]]))
+    assert Alignment().score(half)[0]["alignment"] == pytest.approx((5 / 6 - 2 / 3) / (1 / 3))
     assert Coverage().score(_ctx([[0]], x))[0]["coverage"] == pytest.approx(1 / 3)
     assert Redundancy().score(good)[0]["redundancy"] == pytest.approx(0.0)
 

@@ -141,23 +141,35 @@ def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
 
 @register
 class Alignment(Metric):
-    """Average precision of a persona's evidence when the user's memories are ranked by cosine
-    similarity to the embedded ``label. description``; the set value is the mean over personas.
-    1.0 when the persona's evidence ranks above every other memory.
+    """Does the persona's text rank its own evidence first among the user's memories, better than
+    chance?
+
+    AP(P) is the average precision of E(P) when the user's memories are ranked by cosine
+    similarity to the embedded ``label. description``; its chance level is r = |E| / N (the
+    expected AP of a random ranking, to first order). alignment(P) = max(0, (AP - r) / (1 - r)),
+    0 when E is every memory (r = 1). The set value is the mean over personas; the uncorrected AP
+    is reported as ``alignment_raw``. Why the correction: without it a persona holding all of a
+    user's memories scores 1.0 by construction, so merging a user into one persona (and the
+    "one persona for everything" reward hack) gained alignment instead of losing it.
     """
 
     name = "alignment"
 
     def score(self, ctx: SetContext) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
         idx = ctx.index()
-        per, vals = {}, []
+        per, vals, raws = {}, [], []
+        n = len(ctx.memory_ids)
         for k, p in enumerate(ctx.personas):
-            relevant = np.zeros(len(ctx.memory_ids), dtype=bool)
+            relevant = np.zeros(n, dtype=bool)
             relevant[[idx[e] for e in p.evidence if e in idx]] = True
             ap = average_precision(ctx.memory_vectors @ ctx.persona_vectors[k], relevant) if relevant.any() else 0.0
-            per[p.persona_id] = {"alignment": ap}
-            vals.append(ap)
-        return {"alignment": float(np.mean(vals)) if vals else math.nan}, per
+            r = relevant.sum() / max(1, n)
+            value = max(0.0, (ap - r) / (1 - r)) if r < 1 else 0.0
+            per[p.persona_id] = {"alignment": value, "alignment_raw": ap}
+            vals.append(value)
+            raws.append(ap)
+        return {"alignment": float(np.mean(vals)) if vals else math.nan,
+                "alignment_raw": float(np.mean(raws)) if raws else math.nan}, per
 
 
 @register
@@ -212,7 +224,7 @@ class Distinctness(Metric):
     labels, of their descriptions, and the Jaccard overlap of their evidence. With s the highest
     likeness in the set, distinctness = 1 - max(0, (s - 0.5) / 0.5): pairs up to 0.5 alike cost
     nothing, a copied persona (s = 1) costs everything. One persona is trivially distinct (1.0);
-    a set that merged everything into it is caught by cohesion and specificity instead.
+    a set that merged everything into it is caught by cohesion, alignment and specificity.
     ``max_likeness`` (s) is reported beside it.
     """
 
