@@ -7,8 +7,8 @@ For every stored persona set (sample 0) of every builder, on the users that all 
 for (``--users``: at most that many per workspace, in user order), two scores from the same judge
 verdicts (LLM answers are cached, so the second costs nothing):
 
-* **previous** (``scores/1``): mean of cohesion, alignment and truthfulness, no evidence guards, no
-  abstraction gate;
+* **previous** (``scores/1``): mean of cohesion, alignment (uncorrected AP, ``alignment_raw``) and
+  truthfulness, no evidence guards, no abstraction gate;
 * **current**: the default :class:`~personaminer.quality.QualityConfig` (five terms, guards,
   abstraction gate).
 
@@ -33,7 +33,7 @@ from personaminer.embed import MiniLMEmbedder
 from personaminer.quality import QualityConfig, WorkspaceData, score_set
 
 TERMS = ("cohesion", "alignment", "truthfulness", "specificity", "distinctness", "abstraction")
-PREVIOUS = ("cohesion", "alignment", "truthfulness")
+PREVIOUS = ("cohesion", "alignment_raw", "truthfulness")  # alignment before the chance correction
 
 
 def _mean(xs: list[float]) -> str:
