@@ -86,7 +86,7 @@ def main() -> None:
                     ctx, text, _ = data.context(set_id)
                     facts = data.set_facts(set_id)
                     new = score_set(ctx, current, embedder=embedder, llm=llm, memory_text=text, facts=facts)[0]
-                    ctx, text, _ = data.context(set_id)
+                    # score_set only replaces the context's verdicts: the same context serves both configs
                     old = score_set(ctx, previous, embedder=embedder, llm=llm, memory_text=text, facts=facts)[0]
                     new["previous_final"] = float(np.mean([old[t] for t in PREVIOUS if not math.isnan(old[t])]))
                     scores[b][user] = new
