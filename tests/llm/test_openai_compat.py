@@ -1,5 +1,5 @@
 """OpenAI-compatible backend: retries, structured-output styles, logprobs, concurrency (mocked
-HTTP), then the real-model tests against a loopback `python -m llama_cpp.server`."""
+HTTP), then the real-model tests against a loopback `personaminer models serve` (llama.cpp's server)."""
 
 from __future__ import annotations
 
@@ -136,6 +136,54 @@ def test_concurrency_is_bounded() -> None:
     with mock_llm(handler, concurrency=3) as llm:
         res = llm.generate([ChatRequest(messages=user_msg(str(i))) for i in range(12)])
     assert all(r.ok for r in res) and state["max"] == 3
+
+
+def test_samples_of_one_request_fan_out_over_the_pool() -> None:
+    """n samples are n seeded requests sent in parallel (a server's slots), regrouped in seed order."""
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        return httpx.Response(200, json=completion(f"seed {body['seed']}"))
+
+    with mock_llm(handler, concurrency=4) as llm:
+        [a, b] = llm.generate([ChatRequest(messages=user_msg("x"), n=4, seed=10),
+                               ChatRequest(messages=user_msg("y"), n=2, seed=0)])
+    assert a.texts == ["seed 10", "seed 11", "seed 12", "seed 13"] and b.texts == ["seed 0", "seed 1"]
+    assert a.prompt_tokens == 44 and state["max"] == 4 and llm.model_calls == 2
+
+
+def test_one_failed_sample_fails_its_request_only() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if body["seed"] == 2:
+            return httpx.Response(400, json={"error": "bad"})
+        return httpx.Response(200, json=completion("ok"))
+
+    with mock_llm(handler, max_retries=0) as llm:
+        [a, b] = llm.generate([ChatRequest(messages=user_msg("x"), n=3, seed=0),
+                               ChatRequest(messages=user_msg("y"), seed=5)])
+    assert a.error is not None and "400" in a.error and b.ok
+
+
+def test_grammar_is_sent_instead_of_the_schema() -> None:
+    bodies = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=completion("[2]"))
+
+    with mock_llm(handler, structured_output_style="json_schema") as llm:
+        llm.generate([ChatRequest(messages=user_msg("x"), grammar='root ::= "[2]"', json_schema={"type": "array"}),
+                      ChatRequest(messages=user_msg("y"), json_schema={"type": "array"})])
+    assert bodies[0]["grammar"] == 'root ::= "[2]"' and "response_format" not in bodies[0]
+    assert "grammar" not in bodies[1] and bodies[1]["response_format"]["type"] == "json_schema"
 
 
 def test_api_key_from_configured_env(monkeypatch: pytest.MonkeyPatch) -> None:

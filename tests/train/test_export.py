@@ -1,4 +1,4 @@
-"""The GGUF adapter export: names and shapes, and (real model) llama.cpp runs it like PEFT does."""
+"""The GGUF adapter export: names and shapes, and (real model) both llama.cpp engines run it like PEFT does."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ pytest.importorskip("peft", reason="the train extra is not installed")
 
 from personaminer.train.export import _permute, adapter_tensors  # noqa: E402
 
+#: std of the random LoRA B matrices in the greedy-output test: large enough to change the answer,
+#: small enough that the Q4_1 base's rounding does not flip a near-tie token (measured on SmolLM2).
+GREEDY_LORA_STD = 0.05
 LLAMA_CONFIG = {"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 2, "num_attention_heads": 4,
                 "num_key_value_heads": 2}
 
@@ -97,3 +100,65 @@ def test_llama_cpp_runs_the_exported_adapter_like_peft(tmp_path: Path) -> None:
     corr = float(np.corrcoef(hf_delta, cpp_delta)[0, 1])
     assert corr > 0.9, f"llama.cpp's adapter effect differs from PEFT's (correlation {corr:.3f})"
     assert np.abs(hf_delta - cpp_delta).mean() < 0.35 * np.abs(hf_delta).mean()
+
+
+@pytest.mark.real_model
+def test_the_server_engine_runs_the_exported_adapter_like_peft(tmp_path: Path) -> None:
+    """The persona model with a LoRA adapter through the default engine (llama.cpp's server,
+    in-process): its greedy answer to a short chat prompt equals PEFT's (fp32 base + adapter), and
+    differs from the base model's, so the adapter is loaded and applied as PEFT applies it."""
+    from peft import LoraConfig, get_peft_model
+
+    from personaminer.llm import ChatRequest
+    from personaminer.llm.base import ModelNotAvailable, with_system_message
+    from personaminer.train.export import export_gguf_adapter
+    from personaminer.train.hf import gguf_base, load_model, load_tokenizer
+
+    pytest.importorskip("xllamacpp", reason="the default engine (xllamacpp) is not installed")
+    from personaminer.llm.server import LlamaServerLLM
+
+    try:
+        tok = load_tokenizer("smollm2-135m-instruct")
+        base = load_model("smollm2-135m-instruct")
+        gguf = gguf_base("smollm2-135m-instruct")
+    except ModelNotAvailable as e:
+        pytest.skip(str(e))
+    torch.manual_seed(0)
+    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj",
+                                                                                 "o_proj"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, GREEDY_LORA_STD)
+    adapter = tmp_path / "adapter"
+    model.save_pretrained(adapter)
+    (adapter / "base_config.json").write_text(json.dumps(base.config.to_dict(), default=str))
+    out = export_gguf_adapter(adapter, tmp_path / "a.gguf")
+
+    messages = [{"role": "user", "content": "Name three fruits."}]
+    n_tokens = 10
+    ids = tok.apply_chat_template(with_system_message(messages), add_generation_prompt=True, return_tensors="pt")
+    ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+
+    def peft_greedy(with_adapter: bool) -> str:
+        def run() -> str:
+            gen = model.generate(ids, max_new_tokens=n_tokens, do_sample=False)
+            return tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True)
+
+        with torch.no_grad():
+            if with_adapter:
+                return run()
+            with model.disable_adapter():
+                return run()
+
+    def server_greedy(lora: Path | None) -> str:
+        with LlamaServerLLM(gguf, n_ctx=512, adapter=lora) as llm:
+            [res] = llm.generate([ChatRequest(messages=messages, max_tokens=n_tokens, temperature=0.0)])
+        assert res.ok, res.error
+        return res.text
+
+    hf_with, hf_without = peft_greedy(True), peft_greedy(False)
+    cpp_with, cpp_without = server_greedy(out), server_greedy(None)
+    assert hf_with != hf_without, "the random adapter must change the greedy answer"
+    assert cpp_without == hf_without, (cpp_without, hf_without)
+    assert cpp_with == hf_with, (cpp_with, hf_with)

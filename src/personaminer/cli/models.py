@@ -1,9 +1,10 @@
-"""`personaminer models ...`: list and install the catalog's LLM weights."""
+"""`personaminer models ...`: list, install and serve the catalog's LLM weights."""
 
 from __future__ import annotations
 
 import logging
 import subprocess
+from pathlib import Path
 
 import typer
 from rich.logging import RichHandler
@@ -70,6 +71,45 @@ def install_model(
         console.print(f"[red]error:[/] {markup(err)}")
         raise typer.Exit(1) from None
     console.print(f"[green]ok[/] {entry.name}: {markup(path)} (sha256 {entry.sha256[:12]}… verified)")
+
+
+@app.command("serve")
+def serve_model(
+    name: str = typer.Argument(catalog.DEFAULT_MODEL, help="catalog name or GGUF path"),
+    port: int = typer.Option(0, help="TCP port on 127.0.0.1 (0: a free one)"),
+    n_parallel: int = typer.Option(1, "--n-parallel", min=1, max=64, help="slots decoded together"),
+    n_ctx: int = typer.Option(4096, "--n-ctx", min=256, help="context tokens per slot"),
+    threads: int = typer.Option(0, help="CPU threads (0: $PERSONAMINER_LLAMA_THREADS or 2)"),
+    adapter: str = typer.Option("", help="LoRA adapter GGUF"),
+    verbose: bool = typer.Option(False, help="llama.cpp's log on stderr"),
+) -> None:
+    """Serve a model on loopback (llama.cpp's server, OpenAI-compatible) until Ctrl-C.
+
+    Other processes reach it with `--base-url http://127.0.0.1:PORT/v1`; the first line on stdout
+    is that URL.
+    """
+    import sys
+    import time
+
+    from personaminer.llm.llamacpp import default_threads
+    from personaminer.llm.server import EmbeddedServer
+
+    try:
+        path = catalog.resolve(name)
+        server = EmbeddedServer(path, n_ctx=n_ctx, n_threads=threads or default_threads(), n_parallel=n_parallel,
+                                adapter=Path(adapter) if adapter else None, verbose=verbose, port=port or None)
+    except ModelNotAvailable as err:
+        console.print(f"[red]error:[/] {markup(err)}")
+        raise typer.Exit(1) from None
+    sys.stdout.write(server.base_url + "\n")
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
 
 
 def register(parent: typer.Typer) -> None:

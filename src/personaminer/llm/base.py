@@ -54,6 +54,10 @@ class ChatRequest(BaseModel):
     max_tokens: int = Field(256, ge=1)
     n: int = Field(1, ge=1)
     json_schema: dict[str, Any] | None = None
+    #: A GBNF grammar for what a JSON schema cannot say (e.g. numbers unique within a list);
+    #: it replaces ``json_schema`` when both are set. Honoured by the llama.cpp engines and
+    #: llama.cpp servers (the ``grammar`` field); other servers ignore it.
+    grammar: str | None = None
     top_logprobs: int = Field(0, ge=0, le=20)
     prompt_name: str = "adhoc"
     prompt_version: str = "0"
@@ -289,6 +293,7 @@ class LLM(ABC):
                     "max_tokens": 1,
                     "n": 1,
                     "json_schema": None,
+                    "grammar": None,
                 }
             )
             for r in requests

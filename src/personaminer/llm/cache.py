@@ -2,7 +2,7 @@
 
 The key is the sha256 of the canonical JSON of everything that determines an answer:
 backend, model id, prompt name and version, all sampling parameters (temperature,
-seed, max_tokens, n, top_logprobs), the JSON schema and the full message list.
+seed, max_tokens, n, top_logprobs), the JSON schema, the grammar (when set) and the full message list.
 
 The database runs in WAL mode, so several processes can read while one writes; each
 entry is written in its own committed transaction, so a crash leaves either the whole
@@ -57,6 +57,8 @@ def cache_key(backend: str, model_id: str, request: ChatRequest) -> str:
         "json_schema": request.json_schema,
         "messages": request.messages,
     }
+    if request.grammar is not None:  # only then, so every key made before the field existed still holds
+        payload["grammar"] = request.grammar
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 

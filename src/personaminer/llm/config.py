@@ -2,14 +2,17 @@
 
 A config file (TOML or JSON) mirrors :class:`LLMConfig`::
 
-    backend = "llamacpp"          # or "openai"
+    backend = "llamacpp"          # embedded (default), or "openai" for any server
     cache = true
     # cache_path = "/path/llm_cache.sqlite"   # default: <cache dir>/llm_cache.sqlite
 
     [llamacpp]
     model = "qwen2.5-coder-1.5b-instruct"     # a catalog name or a GGUF path
-    n_ctx = 4096
+    engine = "server"             # llama.cpp's server in-process (xllamacpp); "python": llama-cpp-python
+    n_ctx = 4096                  # per slot
     n_threads = 2
+    n_parallel = 1                # server slots
+    # adapter = "/path/lora.gguf"
 
     [openai]
     base_url = "http://127.0.0.1:8080/v1"
@@ -20,6 +23,7 @@ A config file (TOML or JSON) mirrors :class:`LLMConfig`::
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -30,6 +34,16 @@ from personaminer.llm.base import LLM
 from personaminer.llm.cache import CachedLLM, LLMCache, cache_disabled_by_env
 from personaminer.llm.catalog import DEFAULT_MODEL, cache_dir
 from personaminer.llm.llamacpp import default_threads
+
+Engine = Literal["server", "python"]
+
+
+def default_engine() -> Engine:
+    """``$PERSONAMINER_LLAMA_ENGINE`` (``server`` or ``python``), else ``server``."""
+    value = os.environ.get("PERSONAMINER_LLAMA_ENGINE", "server").strip().lower() or "server"
+    if value not in ("server", "python"):
+        raise ValueError(f"PERSONAMINER_LLAMA_ENGINE must be server or python, not {value!r}")
+    return value  # type: ignore[return-value]
 
 
 class LlamaCppConfig(BaseModel):
@@ -44,8 +58,17 @@ class LlamaCppConfig(BaseModel):
                            "1 thread per process is far faster: llama.cpp's threads wait on each other")
     n_batch: int = Field(512, ge=1, description="prompt-processing batch size")
     adapter: Path | None = Field(None, description="LoRA adapter GGUF file")
+    lora_scale: float = Field(1.0, ge=0.0, description="LoRA adapter strength (server engine)")
     seed: int = Field(0, description="seed the model instance is created with")
     verbose: bool = Field(False, description="let llama.cpp log to stderr")
+    engine: Engine = Field(
+        default_factory=default_engine,
+        description="server: llama.cpp's own server run in-process by xllamacpp (prebuilt wheel), reached "
+        "through the OpenAI-compatible client; python: llama-cpp-python (`pip install personaminer[llm-python]`, "
+        "compiles llama.cpp)",
+    )
+    n_parallel: int = Field(1, ge=1, le=64, description="server slots decoded together (server engine)")
+    cache_prompt: bool = Field(True, description="reuse a shared prompt prefix's KV cache (server engine)")
 
 
 StructuredOutputStyle = Literal["auto", "json_schema", "json_object", "none"]
@@ -103,6 +126,22 @@ class LLMConfig(BaseModel):
 
 def make_backend(config: LLMConfig) -> LLM:
     """The bare backend described by ``config`` (no cache)."""
+    if config.backend == "llamacpp" and config.llamacpp.engine == "server":
+        from personaminer.llm.server import LlamaServerLLM
+
+        c = config.llamacpp
+        return LlamaServerLLM(
+            c.model,
+            n_ctx=c.n_ctx,
+            n_threads=c.n_threads,
+            n_batch=c.n_batch,
+            n_parallel=c.n_parallel,
+            adapter=c.adapter,
+            lora_scale=c.lora_scale,
+            cache_prompt=c.cache_prompt,
+            seed=c.seed,
+            verbose=c.verbose,
+        )
     if config.backend == "llamacpp":
         from personaminer.llm.llamacpp import LlamaCppLLM
 

@@ -173,7 +173,9 @@ class LlamaCppLLM(LLM):
                     seed=req.seed + i,
                     max_tokens=req.max_tokens,
                 )
-                if req.json_schema is not None:
+                if req.grammar is not None:
+                    kwargs["grammar"] = self._llama_cpp.LlamaGrammar.from_string(req.grammar, verbose=False)
+                elif req.json_schema is not None:
                     kwargs["response_format"] = {"type": "json_object", "schema": req.json_schema}
                 if req.top_logprobs > 0:
                     kwargs["logprobs"] = True

@@ -8,8 +8,9 @@
   afterwards by :meth:`LLM.structured`. With style ``auto`` the first rejected
   ``json_schema`` request switches the backend to ``json_object`` (llama-cpp-python's
   server), and a rejected ``json_object`` to plain prompting (``none``).
-* ``n`` samples are ``n`` requests with seeds ``seed .. seed+n-1``, as in the llama.cpp
-  backend, so both backends mean the same thing by a request.
+* ``n`` samples are ``n`` requests with seeds ``seed .. seed+n-1`` (as in the llama-cpp-python
+  backend, so every backend means the same thing by a request); they share the thread pool
+  with the other requests of the batch, so they run in parallel up to ``concurrency``.
 """
 
 from __future__ import annotations
@@ -114,7 +115,9 @@ class OpenAICompatLLM(LLM):
             "seed": seed,
             "max_tokens": req.max_tokens,
         }
-        if req.json_schema is not None:
+        if req.grammar is not None:  # llama.cpp's server field; a GBNF grammar replaces the schema
+            body["grammar"] = req.grammar
+        elif req.json_schema is not None:
             fmt = self._response_format(req.json_schema, style)
             if fmt is not None:
                 body["response_format"] = fmt
@@ -182,15 +185,25 @@ class OpenAICompatLLM(LLM):
                         log.warning("server rejected response_format %s; switching to %s", style, nxt)
                         self._style = nxt
 
-    def _one(self, req: ChatRequest) -> ChatResult:
-        with self._lock:
-            self.model_calls += 1
+    def _sample(self, req: ChatRequest, seed: int) -> dict[str, Any] | str:
+        """One sample's response JSON, or the error text (never raises)."""
+        try:
+            data = self._complete(req, seed)
+            data["choices"][0]  # noqa: B018 - a response without choices is an error
+            return data
+        except (RequestFailed, httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as err:
+            return f"{type(err).__name__}: {err}"
+
+    @staticmethod
+    def _result(req: ChatRequest, samples: list[dict[str, Any] | str]) -> ChatResult:
+        """One :class:`ChatResult` from a request's samples (an error if any sample failed)."""
         texts: list[str] = []
         top: list[dict[str, float]] = []
         prompt_tokens = completion_tokens = 0
-        try:
-            for i in range(req.n):
-                data = self._complete(req, req.seed + i)
+        for data in samples:
+            if isinstance(data, str):
+                return ChatResult(error=data)
+            try:
                 choice = data["choices"][0]
                 texts.append((choice.get("message") or {}).get("content") or "")
                 usage = data.get("usage") or {}
@@ -198,8 +211,8 @@ class OpenAICompatLLM(LLM):
                 completion_tokens += int(usage.get("completion_tokens") or 0)
                 if req.top_logprobs > 0:
                     top.append(first_token_top_logprobs(choice.get("logprobs")))
-        except (RequestFailed, httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as err:
-            return ChatResult(error=f"{type(err).__name__}: {err}")
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
+                return ChatResult(error=f"{type(err).__name__}: {err}")
         return ChatResult(
             texts=texts,
             prompt_tokens=prompt_tokens,
@@ -208,7 +221,20 @@ class OpenAICompatLLM(LLM):
         )
 
     def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        return list(self._pool.map(self._one, requests))
+        """Every sample of every request is one HTTP request; all of them share the pool, so the
+        ``n`` samples of one request run in parallel (a server's slots) like separate requests."""
+        tasks = [(i, k) for i, r in enumerate(requests) for k in range(r.n)]
+        outs = list(self._pool.map(lambda t: self._sample(requests[t[0]], requests[t[0]].seed + t[1]), tasks))
+        with self._lock:
+            self.model_calls += len(requests)
+        per: list[list[dict[str, Any] | str]] = [[] for _ in requests]
+        for (i, _k), out in zip(tasks, outs, strict=True):
+            per[i].append(out)
+        return [self._result(r, s) for r, s in zip(requests, per, strict=True)]
+
+    def cancel_pending(self) -> None:
+        """Drop the requests not yet sent (e.g. on Ctrl-C); the ones in flight finish or fail."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

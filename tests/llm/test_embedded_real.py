@@ -1,0 +1,117 @@
+"""Real-model tests of the embedded llama.cpp engines (select with ``-m real_model``).
+
+Every test runs on both engines: ``server`` (llama.cpp's server in-process via xllamacpp, the
+default) and ``python`` (llama-cpp-python, optional; skipped with a reason when absent). The small
+model (``PERSONAMINER_TEST_MODEL``, default smollm2-135m-instruct) answers a persona prompt as
+schema-valid JSON; the yes/no judge test needs a model that can judge (``llm_testkit.judge_model``)
+and real AOL queries as evidence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from personaminer.llm import LLM, CachedLLM, ChatRequest, LLMCache
+from tests.llm.llm_testkit import (
+    ENGINES,
+    JudgeModel,
+    PersonaAnswer,
+    aol_queries,
+    assert_judge_separates,
+    judge_batch,
+    make_engine_llm,
+    persona_request,
+)
+
+pytestmark = pytest.mark.real_model
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def small_llm(request: pytest.FixtureRequest, small_model_path: Path) -> Iterator[LLM]:
+    llm = make_engine_llm(request.param, small_model_path, n_ctx=2048)
+    yield llm
+    llm.close()
+
+
+def test_persona_json_validates(small_llm: LLM) -> None:
+    queries = aol_queries("678360", None, 15)
+    [res] = small_llm.structured([persona_request(queries)], PersonaAnswer, max_retries=2)
+    assert res.ok, (res.error, res.raw)
+    assert res.value is not None and res.value.interests
+
+
+def test_model_id_usage_and_seeded_samples(small_llm: LLM) -> None:
+    assert len(small_llm.model_id) == 64
+    req = ChatRequest(messages=[{"role": "user", "content": "Name a fruit."}], temperature=1.0, n=3, seed=7, max_tokens=8)
+    [a] = small_llm.generate([req])
+    [b] = small_llm.generate([req])
+    assert a.ok and len(a.texts) == 3 and a.prompt_tokens > 0 and a.completion_tokens > 0
+    assert a.texts == b.texts, "same seeds must give the same samples"
+    assert len(set(a.texts)) > 1, "different seeds should give different samples"
+
+
+def test_samples_do_not_depend_on_earlier_calls(small_llm: LLM) -> None:
+    """Samples of one prompt may share its KV cache, yet equal the samples after unrelated calls."""
+    p = ChatRequest(messages=[{"role": "user", "content": "Name a fruit."}], temperature=1.0, n=3, seed=11,
+                    max_tokens=8)
+    q = ChatRequest(messages=[{"role": "user", "content": "Name a colour."}], temperature=1.0, n=2, seed=3,
+                    max_tokens=8)
+    [a] = small_llm.generate([p])
+    small_llm.generate([q, ChatRequest(messages=q.messages, max_tokens=4)])
+    [b] = small_llm.generate([p])
+    assert a.texts == b.texts
+
+
+def test_context_overflow_is_an_error_result_not_an_exception(small_llm: LLM) -> None:
+    huge = ChatRequest(messages=[{"role": "user", "content": "word " * 5000}], max_tokens=4)
+    [res] = small_llm.generate([huge])
+    assert res.error is not None
+
+
+def test_cached_rerun_makes_no_model_calls(small_llm: LLM, tmp_path: Path) -> None:
+    llm = CachedLLM(small_llm, LLMCache(tmp_path / "c.sqlite"))
+    reqs = [persona_request(aol_queries("2855040", "lyrics", 5))]
+    before = small_llm.model_calls
+    first = llm.generate(reqs)
+    second = llm.generate(reqs)
+    assert small_llm.model_calls == before + 1
+    assert second[0].cached and second[0].texts == first[0].texts
+    llm.cache.close()
+
+
+def test_schema_bounds_and_enum_constrain_decoding(small_llm: LLM) -> None:
+    """Integer enum and bounded array length in the schema hold even when the prompt asks otherwise."""
+    schema = {"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "integer", "enum": [2, 5, 7]},
+                                                       "minItems": 1, "maxItems": 3}},
+              "required": ["ids"], "additionalProperties": False}
+    ask = ChatRequest(messages=[{"role": "user", "content": "Reply with JSON: ids 1, 9, 11, 13 and 40."}],
+                      json_schema=schema, max_tokens=48, temperature=1.0)
+    for seed in range(4):
+        [res] = small_llm.generate([ask.model_copy(update={"seed": seed})])
+        ids = json.loads(res.text)["ids"]
+        assert 1 <= len(ids) <= 3 and set(ids) <= {2, 5, 7}, res.text
+
+
+def test_gbnf_grammar_constrains_decoding(small_llm: LLM) -> None:
+    """A GBNF grammar (what a schema cannot say: no number twice) constrains the answer."""
+    grammar = 'root ::= "[" ( "2" | "5" | "7" | "2,5" | "2,7" | "5,2" | "5,7" | "7,2" | "7,5" ) "]"'
+    ask = ChatRequest(messages=[{"role": "user", "content": "Write a long essay about cats."}], grammar=grammar,
+                      max_tokens=12, temperature=1.0)
+    for seed in range(4):
+        [res] = small_llm.generate([ask.model_copy(update={"seed": seed})])
+        ids = json.loads(res.text)
+        assert len(ids) == len(set(ids)) and set(ids) <= {2, 5, 7}, res.text
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_judge_prefers_supported_claims(engine: str, judge_model: JudgeModel) -> None:
+    llm = make_engine_llm(engine, judge_model.path, n_ctx=2048)
+    try:
+        scores = llm.p_yes(judge_batch())
+    finally:
+        llm.close()
+    assert_judge_separates(scores, judge_model.strict)
