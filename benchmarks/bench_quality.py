@@ -2,9 +2,13 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_quality.py --workspace W [--builder cluster] [--sets 10]
+    .venv/bin/python benchmarks/bench_quality.py --workspace W [--builder cluster] [--sets 10] \
+        [--engines server python]
 
-Scores the first N stored sets of a builder in a temporary copy of the workspace, LLM cache off.
+Scores the first N stored sets of a builder in a temporary copy of the workspace, LLM cache off:
+once with the embedding judge, and once with the LLM judge (the default model) per embedded
+llama.cpp engine (``server``: llama.cpp's server in-process, the default; ``python``:
+llama-cpp-python, when installed).
 """
 
 from __future__ import annotations
@@ -22,16 +26,17 @@ def main() -> None:
     ap.add_argument("--workspace", type=Path, required=True)
     ap.add_argument("--builder", default="cluster")
     ap.add_argument("--sets", type=int, default=10)
+    ap.add_argument("--engines", nargs="*", default=["server"], choices=["server", "python"])
     args = ap.parse_args()
     os.environ["PERSONAMINER_NO_CACHE"] = "1"
     from personaminer import Workspace
     from personaminer.embed import MiniLMEmbedder
-    from personaminer.llm import make_llm
+    from personaminer.llm import LLMConfig, make_llm
     from personaminer.quality import QualityConfig, run_scores
 
     embedder = MiniLMEmbedder()
-    print("| judge | sets | claims | seconds | sets/minute | claims/second |\n|---|---|---|---|---|---|")
-    for judge in ("embedding", "llm"):
+    print("| judge | engine | sets | claims | seconds | sets/minute | claims/second |\n|---|---|---|---|---|---|---|")
+    for judge, engine in [("embedding", "-")] + [("llm", e) for e in args.engines]:
         with tempfile.TemporaryDirectory() as tmp:
             shutil.copytree(args.workspace, Path(tmp) / "ws")
             with Workspace(Path(tmp) / "ws") as ws:
@@ -43,14 +48,17 @@ def main() -> None:
                     if ws.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
                                       [table]).fetchall()[0][0]:
                         ws.con.execute(f"DELETE FROM {table}")
-                llm = make_llm() if judge == "llm" else None
+                cfg = LLMConfig()
+                if engine != "-":
+                    cfg.llamacpp.engine = engine  # type: ignore[assignment]
+                llm = make_llm(cfg) if judge == "llm" else None
                 t0 = time.perf_counter()
                 run_scores(ws, QualityConfig(judge=judge), embedder=embedder, llm=llm, progress=False)
                 dt = time.perf_counter() - t0
                 claims = ws.con.execute("SELECT count(*) FROM claim_verdicts").fetchall()[0][0]
                 if llm is not None:
                     llm.close()
-            print(f"| {judge} | {len(keep)} | {claims} | {dt:.1f} | {len(keep) / dt * 60:.1f} | {claims / dt:.2f} |")
+            print(f"| {judge} | {engine} | {len(keep)} | {claims} | {dt:.1f} | {len(keep) / dt * 60:.1f} | {claims / dt:.2f} |")
 
 
 if __name__ == "__main__":

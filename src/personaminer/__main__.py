@@ -2,4 +2,4 @@
 
 from personaminer.cli import main
 
-main()
+raise SystemExit(main())

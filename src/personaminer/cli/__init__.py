@@ -138,7 +138,7 @@ def main() -> Any:
     import duckdb
 
     try:
-        return app(standalone_mode=False)
+        rc = app(standalone_mode=False)
     except UserError as exc:
         _fail(str(exc))
     except typer.Abort as exc:  # click turns an EOFError inside a command into Abort
@@ -161,6 +161,13 @@ def main() -> Any:
             raise
         _fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
               "(run with --verbose for the traceback, and please report it)", code=2)
+    # typer turns Ctrl-C inside a command into a returned 130 (and typer.Exit(n) into n) when not
+    # standalone: make it the exit status whichever way the CLI was started (`python -m` too)
+    if rc == 130:
+        err.print("interrupted")
+    if isinstance(rc, int) and not isinstance(rc, bool) and rc != 0:
+        raise SystemExit(rc)
+    return rc
 
 
 def _system_error(exc: BaseException) -> str:

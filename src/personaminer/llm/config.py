@@ -86,6 +86,8 @@ class OpenAIConfig(BaseModel):
     timeout_s: float = Field(120.0, gt=0, description="per-request timeout")
     max_retries: int = Field(5, ge=0, description="retries on 429/5xx/connection errors")
     backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles each retry")
+    stream: bool = Field(False, description="receive answers as server-sent events (the embedded server uses it: "
+                         "closing the connection then cancels the generation, so Ctrl-C stops at once)")
     structured_output_style: StructuredOutputStyle = Field(
         "auto",
         description=(

@@ -15,9 +15,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +42,15 @@ log = logging.getLogger(__name__)
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _FALLBACK = {"json_schema": "json_object", "json_object": "none"}
+
+
+def _socket_of(resp: httpx.Response) -> Any:
+    """The socket under a response (httpcore's ``network_stream`` extension), or None."""
+    stream = resp.extensions.get("network_stream")
+    try:
+        return stream.get_extra_info("socket") if stream is not None else None
+    except Exception:  # a transport without sockets (tests' MockTransport)
+        return None
 
 
 class RequestFailed(RuntimeError):
@@ -90,6 +101,8 @@ class OpenAICompatLLM(LLM):
         self._pool = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="llm-http")
         self._style = self.config.structured_output_style
         self._lock = threading.Lock()
+        self._aborted = False
+        self._streams: set[Any] = set()  #: sockets of the streamed requests in flight
 
     @property
     def model_id(self) -> str:
@@ -135,26 +148,88 @@ class OpenAICompatLLM(LLM):
             body["top_logprobs"] = req.top_logprobs
         return body
 
+    def _send(self, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None, str, httpx.Headers]:
+        """One HTTP exchange: (status, the response JSON when status < 400, the body text, headers).
+
+        With ``stream`` on, the answer comes as server-sent events and is put back together into
+        the shape of a non-streamed response (content, first-token logprobs, usage). A streamed
+        request can be cancelled: when :meth:`abort` closes the connection, llama.cpp's server stops
+        generating at the next token (a non-streamed one runs to the end first).
+        """
+        if not self.config.stream:
+            resp = self._client.post("chat/completions", json=body)
+            if resp.status_code < 400:
+                return resp.status_code, resp.json(), "", resp.headers
+            return resp.status_code, None, resp.text, resp.headers
+        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        with self._client.stream("POST", "chat/completions", json=body) as resp:
+            sock = _socket_of(resp)
+            with self._lock:
+                self._streams.add(sock)
+            try:
+                return self._read_stream(resp)
+            finally:
+                with self._lock:
+                    self._streams.discard(sock)
+
+    @staticmethod
+    def _read_stream(resp: httpx.Response) -> tuple[int, dict[str, Any] | None, str, httpx.Headers]:
+        """Server-sent events back into the shape of one non-streamed response."""
+        if resp.status_code >= 400:
+            resp.read()
+            return resp.status_code, None, resp.text, resp.headers
+        content: list[str] = []
+        logprobs: list[dict[str, Any]] = []
+        usage: dict[str, Any] = {}
+        finish = None
+        for line in resp.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            chunk = json.loads(data)
+            if "error" in chunk:
+                return 500, None, json.dumps(chunk["error"])[:300], resp.headers
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    content.append(delta["content"])
+                lp = choice.get("logprobs") or {}
+                logprobs += lp.get("content") or []
+                finish = choice.get("finish_reason") or finish
+        message = {"role": "assistant", "content": "".join(content)}
+        choice_out: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
+        if logprobs:
+            choice_out["logprobs"] = {"content": logprobs}
+        return resp.status_code, {"choices": [choice_out], "usage": usage}, "", resp.headers
+
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /chat/completions with retries; returns the JSON response."""
         attempt = 0
         while True:
             delay: float | None = None
+            if self._aborted:
+                raise RequestFailed("aborted: the client was closed")
             try:
-                resp = self._client.post("chat/completions", json=body)
+                status, data, text, headers = self._send(body)
+            except RuntimeError as err:  # httpx: "the client has been closed" (abort() from another thread)
+                raise RequestFailed(f"aborted: {err}") from None
             except httpx.TransportError as err:
+                if self._aborted:
+                    raise RequestFailed("aborted: the client was closed") from None
                 problem = f"{type(err).__name__}: {err}"
                 status = None
             else:
-                if resp.status_code < 400:
-                    return resp.json()
-                status = resp.status_code
-                problem = f"HTTP {status}: {resp.text[:300]}"
-                if _rejects_response_format(body, status, resp.text):
+                if data is not None:
+                    return data
+                problem = f"HTTP {status}: {text[:300]}"
+                if _rejects_response_format(body, status, text):
                     raise RequestFailed(problem, status, format_rejected=True)
                 if status not in _RETRY_STATUS:
                     raise RequestFailed(problem, status)
-                retry_after = resp.headers.get("retry-after")
+                retry_after = headers.get("retry-after")
                 if retry_after:
                     try:
                         delay = float(retry_after)
@@ -232,9 +307,21 @@ class OpenAICompatLLM(LLM):
             per[i].append(out)
         return [self._result(r, s) for r, s in zip(requests, per, strict=True)]
 
-    def cancel_pending(self) -> None:
-        """Drop the requests not yet sent (e.g. on Ctrl-C); the ones in flight finish or fail."""
+    def abort(self) -> None:
+        """Stop now (e.g. on Ctrl-C): drop the requests not yet sent and close the connections of
+        the ones in flight, which then fail at once (a llama.cpp server cancels their work when it
+        sees the connection close). Call :meth:`close` afterwards."""
+        self._aborted = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            streams = list(self._streams)
+        for sock in streams:  # a blocked read returns at once, and the server sees the disconnect
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self._client.close()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
