@@ -13,9 +13,6 @@ pytest.importorskip("peft", reason="the train extra is not installed")
 
 from personaminer.train.export import _permute, adapter_tensors  # noqa: E402
 
-#: std of the random LoRA B matrices in the greedy-output test: large enough to change the answer,
-#: small enough that the Q4_1 base's rounding does not flip a near-tie token (measured on SmolLM2).
-GREEDY_LORA_STD = 0.05
 LLAMA_CONFIG = {"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 2, "num_attention_heads": 4,
                 "num_key_value_heads": 2}
 
@@ -104,12 +101,21 @@ def test_llama_cpp_runs_the_exported_adapter_like_peft(tmp_path: Path) -> None:
 
 @pytest.mark.real_model
 def test_the_server_engine_runs_the_exported_adapter_like_peft(tmp_path: Path) -> None:
-    """The persona model with a LoRA adapter through the default engine (llama.cpp's server,
-    in-process): its greedy answer to a short chat prompt equals PEFT's (fp32 base + adapter), and
-    differs from the base model's, so the adapter is loaded and applied as PEFT applies it."""
+    """The LoRA adapter through the default engine (llama.cpp's server, in-process) picks the tokens
+    PEFT picks.
+
+    Free-running greedy text cannot be compared: the Q4_1 base already departs from the fp32 base
+    (measured: "1. Grapefruit 2. Oranges" vs "1. Bananas 2. Grapes"), and one early difference
+    changes everything after it. So PEFT's greedy continuation is teacher-forced: at each of its
+    16 positions the server (same prompt, PEFT's tokens so far) predicts one greedy token, and we
+    count agreements. With the adapter, the server must agree with PEFT+adapter about as often as
+    the quantized base agrees with the fp32 base (measured 15/16 and 14/15), and more often than
+    the server without the adapter agrees with PEFT+adapter (measured 12/16): the adapter is
+    loaded and applied as PEFT applies it.
+    """
+    import httpx
     from peft import LoraConfig, get_peft_model
 
-    from personaminer.llm import ChatRequest
     from personaminer.llm.base import ModelNotAvailable, with_system_message
     from personaminer.train.export import export_gguf_adapter
     from personaminer.train.hf import gguf_base, load_model, load_tokenizer
@@ -129,36 +135,43 @@ def test_the_server_engine_runs_the_exported_adapter_like_peft(tmp_path: Path) -
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
-                p.normal_(0, GREEDY_LORA_STD)
+                p.normal_(0, 0.1)
     adapter = tmp_path / "adapter"
     model.save_pretrained(adapter)
     (adapter / "base_config.json").write_text(json.dumps(base.config.to_dict(), default=str))
     out = export_gguf_adapter(adapter, tmp_path / "a.gguf")
 
-    messages = [{"role": "user", "content": "Name three fruits."}]
-    n_tokens = 10
-    ids = tok.apply_chat_template(with_system_message(messages), add_generation_prompt=True, return_tensors="pt")
-    ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+    messages = with_system_message([{"role": "user", "content": "Name three fruits."}])
+    prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    prompt = list(prompt["input_ids"] if hasattr(prompt, "keys") else prompt)
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
 
-    def peft_greedy(with_adapter: bool) -> str:
-        def run() -> str:
-            gen = model.generate(ids, max_new_tokens=n_tokens, do_sample=False)
-            return tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True)
-
+    def peft_greedy(with_adapter: bool) -> list[int]:
+        ids = torch.tensor([prompt])
         with torch.no_grad():
             if with_adapter:
-                return run()
-            with model.disable_adapter():
-                return run()
+                gen = model.generate(ids, max_new_tokens=16, do_sample=False)
+            else:
+                with model.disable_adapter():
+                    gen = model.generate(ids, max_new_tokens=16, do_sample=False)
+        return gen[0, len(prompt):].tolist()
 
-    def server_greedy(lora: Path | None) -> str:
+    def agreement(lora: Path | None, seq: list[int]) -> float:
+        hits = []
         with LlamaServerLLM(gguf, n_ctx=512, adapter=lora) as llm:
-            [res] = llm.generate([ChatRequest(messages=messages, max_tokens=n_tokens, temperature=0.0)])
-        assert res.ok, res.error
-        return res.text
+            llm.start()
+            root = (llm.base_url or "")[: -len("/v1")]
+            for i, want in enumerate(seq):
+                r = httpx.post(f"{root}/completion", json={"prompt": prompt + seq[:i], "n_predict": 1, "temperature": 0,
+                                                             "n_probs": 1}, timeout=60).json()
+                probs = r.get("completion_probabilities") or []
+                hits.append((probs[0]["id"] if probs else eos) == want)
+        return sum(hits) / len(hits)
 
     hf_with, hf_without = peft_greedy(True), peft_greedy(False)
-    cpp_with, cpp_without = server_greedy(out), server_greedy(None)
-    assert hf_with != hf_without, "the random adapter must change the greedy answer"
-    assert cpp_without == hf_without, (cpp_without, hf_without)
-    assert cpp_with == hf_with, (cpp_with, hf_with)
+    assert hf_with != hf_without, "the random adapter must change PEFT's greedy answer"
+    with_lora = agreement(out, hf_with)
+    floor = agreement(None, hf_without)  # quantized base vs fp32 base: the most we can expect
+    without_lora = agreement(None, hf_with)
+    assert with_lora >= floor - 1 / 16, (with_lora, floor)
+    assert with_lora > without_lora, (with_lora, without_lora)
