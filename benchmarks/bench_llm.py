@@ -44,7 +44,7 @@ from personaminer.llm import ChatRequest, ModelNotAvailable
 from personaminer.llm.catalog import CATALOG, resolve
 
 AOL_TAR = Path(os.environ.get("PERSONAMINER_SHARED_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")) / "aol_top1000_users" / "user_search_logs.tar.gz"
-console = Console()
+console = Console(width=220)
 SYS = "You are a careful assistant."
 
 
