@@ -161,6 +161,17 @@ def test_missing_llama_cpp_names_install_command(monkeypatch: pytest.MonkeyPatch
         LlamaCppLLM("smollm2-135m-instruct")
 
 
+def test_missing_xllamacpp_names_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from personaminer.llm import LLMConfig, make_backend
+    from personaminer.llm.server import LlamaServerLLM
+
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)
+    with pytest.raises(ModelNotAvailable, match=r"pip install xllamacpp==2026\.10\.11549"):
+        LlamaServerLLM("smollm2-135m-instruct")
+    with pytest.raises(ModelNotAvailable, match=r"xllamacpp is not installed"):
+        make_backend(LLMConfig())  # the default engine
+
+
 def test_cli_list_and_unknown_install() -> None:
     runner = CliRunner()
     res = runner.invoke(app, ["list", "--no-verify"], env={"COLUMNS": "200"})

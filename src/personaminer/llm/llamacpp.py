@@ -1,4 +1,7 @@
-"""The embedded backend: llama-cpp-python on the CPU (the default backend).
+"""The optional ``python`` engine of the embedded backend: llama-cpp-python on the CPU.
+
+The default engine is llama.cpp's own server (:mod:`personaminer.llm.server`); this one needs
+llama-cpp-python, which pip compiles (`pip install -e '.[llm-python]'`).
 
 * JSON output is grammar-constrained: ``response_format={"type": "json_object",
   "schema": request.json_schema}``, so answers always parse (validation still happens
@@ -40,7 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install llama-cpp-python==0.3.36 (or `make install-llm`)"
+INSTALL_HINT = ("pip install llama-cpp-python==0.3.36 (or `make install-llm-python`; it compiles llama.cpp: "
+                "the default engine, engine = \"server\", needs no compiler)")
 
 
 def default_threads() -> int:
