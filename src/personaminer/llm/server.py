@@ -135,7 +135,8 @@ class EmbeddedServer:
 
     @staticmethod
     def _start(xl: Any, params: Any) -> Any:
-        """Start the server; give SIGINT/SIGTERM back to Python (llama.cpp takes them at start)."""
+        """Start the server; then give SIGINT/SIGTERM back to Python, should the build have taken them
+        (llama-server's main does; xllamacpp 2026.10.11549 does not, checked at the OS level)."""
         main = threading.current_thread() is threading.main_thread()
         saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         try:
@@ -143,9 +144,6 @@ class EmbeddedServer:
         finally:
             for sig, handler in saved.items():
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-            if not main:
-                log.warning("the llama.cpp server was started outside the main thread: Ctrl-C stops the "
-                            "server instead of raising KeyboardInterrupt")
 
     @property
     def running(self) -> bool:
