@@ -46,17 +46,14 @@ def _token_logps(logits: np.ndarray, tokens: list[int]) -> np.ndarray:
     return np.array([lp[i, tokens[i + 1]] for i in range(len(tokens) - 1)])
 
 
-@pytest.mark.real_model
-def test_llama_cpp_runs_the_exported_adapter_like_peft(tmp_path: Path) -> None:
-    """A random (non-trivial) LoRA on SmolLM2: the change it makes to each token's log-prob must be
-    the same in llama.cpp (Q4_1 base + adapter GGUF) as in transformers (fp32 base + PEFT)."""
+def _random_smollm2_adapter(tmp_path: Path) -> tuple:  # type: ignore[type-arg]
+    """SmolLM2 with a random (non-trivial) LoRA: (tokenizer, PEFT model, base GGUF, exported adapter GGUF)."""
     from peft import LoraConfig, get_peft_model
 
     from personaminer.llm.base import ModelNotAvailable
     from personaminer.train.export import export_gguf_adapter
     from personaminer.train.hf import gguf_base, load_model, load_tokenizer
 
-    llama_cpp = pytest.importorskip("llama_cpp")
     try:
         tok = load_tokenizer("smollm2-135m-instruct")
         base = load_model("smollm2-135m-instruct")
@@ -73,7 +70,15 @@ def test_llama_cpp_runs_the_exported_adapter_like_peft(tmp_path: Path) -> None:
     adapter = tmp_path / "adapter"
     model.save_pretrained(adapter)
     (adapter / "base_config.json").write_text(json.dumps(base.config.to_dict(), default=str))
-    out = export_gguf_adapter(adapter, tmp_path / "a.gguf")
+    return tok, model, gguf, export_gguf_adapter(adapter, tmp_path / "a.gguf")
+
+
+@pytest.mark.real_model
+def test_llama_cpp_runs_the_exported_adapter_like_peft(tmp_path: Path) -> None:
+    """A random (non-trivial) LoRA on SmolLM2: the change it makes to each token's log-prob must be
+    the same in llama.cpp (Q4_1 base + adapter GGUF) as in transformers (fp32 base + PEFT)."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    tok, model, gguf, out = _random_smollm2_adapter(tmp_path)
 
     text = "The user searched for trail running shoes, then for a half marathon training plan in spring."
     tokens = tok(text, add_special_tokens=False)["input_ids"]
@@ -114,32 +119,13 @@ def test_the_server_engine_runs_the_exported_adapter_like_peft(tmp_path: Path) -
     loaded and applied as PEFT applies it.
     """
     import httpx
-    from peft import LoraConfig, get_peft_model
 
-    from personaminer.llm.base import ModelNotAvailable, with_system_message
-    from personaminer.train.export import export_gguf_adapter
-    from personaminer.train.hf import gguf_base, load_model, load_tokenizer
+    from personaminer.llm.base import with_system_message
 
     pytest.importorskip("xllamacpp", reason="the default engine (xllamacpp) is not installed")
     from personaminer.llm.server import LlamaServerLLM
 
-    try:
-        tok = load_tokenizer("smollm2-135m-instruct")
-        base = load_model("smollm2-135m-instruct")
-        gguf = gguf_base("smollm2-135m-instruct")
-    except ModelNotAvailable as e:
-        pytest.skip(str(e))
-    torch.manual_seed(0)
-    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj",
-                                                                                 "o_proj"]))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.1)
-    adapter = tmp_path / "adapter"
-    model.save_pretrained(adapter)
-    (adapter / "base_config.json").write_text(json.dumps(base.config.to_dict(), default=str))
-    out = export_gguf_adapter(adapter, tmp_path / "a.gguf")
+    tok, model, gguf, out = _random_smollm2_adapter(tmp_path)
 
     messages = with_system_message([{"role": "user", "content": "Name three fruits."}])
     prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)

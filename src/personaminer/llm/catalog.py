@@ -288,6 +288,27 @@ def install(
 
 
 # ---------------------------------------------------------------- lookup
+def weights_id(model_path: Path, adapter: Path | None = None, lora_scale: float = 1.0) -> str:
+    """What identifies a local model's weights in cache keys: the GGUF's sha256, plus
+    ``+lora:<adapter sha256>`` (and ``@scale`` when not 1) when an adapter is applied."""
+    mid = file_sha256_cached(model_path)
+    if adapter is not None:
+        mid += "+lora:" + file_sha256_cached(adapter)
+        if lora_scale != 1.0:
+            mid += f"@{lora_scale:g}"
+    return mid
+
+
+def resolve_adapter(adapter: str | os.PathLike[str] | None) -> Path | None:
+    """The LoRA adapter file as a Path (None for none); a missing file is :class:`ModelNotAvailable`."""
+    if adapter is None:
+        return None
+    path = Path(adapter)
+    if not path.is_file():
+        raise ModelNotAvailable(f"LoRA adapter file not found: {path}")
+    return path
+
+
 def resolve(name_or_path: str | os.PathLike[str]) -> Path:
     """The GGUF file for a catalog name or a filesystem path.
 

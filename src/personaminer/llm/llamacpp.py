@@ -36,7 +36,7 @@ from personaminer.llm.base import (
     first_token_top_logprobs,
     with_system_message,
 )
-from personaminer.llm.catalog import file_sha256_cached, resolve
+from personaminer.llm.catalog import resolve, resolve_adapter, weights_id
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -92,9 +92,7 @@ class LlamaCppLLM(LLM):
         self._llama_cpp = import_llama_cpp()
         self.model = str(model)
         self.model_path: Path = resolve(model)
-        self.adapter = Path(adapter) if adapter is not None else None
-        if self.adapter is not None and not self.adapter.is_file():
-            raise ModelNotAvailable(f"LoRA adapter file not found: {self.adapter}")
+        self.adapter = resolve_adapter(adapter)
         self.n_ctx = n_ctx
         self.n_threads = n_threads or default_threads()
         self.n_batch = n_batch
@@ -110,10 +108,7 @@ class LlamaCppLLM(LLM):
     def model_id(self) -> str:
         """sha256 of the GGUF file (plus the adapter's sha256 when one is loaded)."""
         if self._model_id is None:
-            mid = file_sha256_cached(self.model_path)
-            if self.adapter is not None:
-                mid += "+lora:" + file_sha256_cached(self.adapter)
-            self._model_id = mid
+            self._model_id = weights_id(self.model_path, self.adapter)
         return self._model_id
 
     def _load(self, logits_all: bool) -> Llama:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from personaminer.llm.base import LLM, ChatRequest, ChatResult, ModelNotAvailable
-from personaminer.llm.catalog import file_sha256_cached, resolve
+from personaminer.llm.catalog import resolve, resolve_adapter, weights_id
 
 log = logging.getLogger(__name__)
 
@@ -205,9 +205,7 @@ class LlamaServerLLM(LLM):
         import_xllamacpp()  # fail now, with the install command, not at the first request
         self.model = str(model)
         self.model_path: Path = resolve(model)
-        self.adapter = Path(adapter) if adapter is not None else None
-        if self.adapter is not None and not self.adapter.is_file():
-            raise ModelNotAvailable(f"LoRA adapter file not found: {self.adapter}")
+        self.adapter = resolve_adapter(adapter)
         self.n_ctx = n_ctx
         self.n_threads = n_threads or default_threads()
         self.n_batch = n_batch
@@ -228,12 +226,7 @@ class LlamaServerLLM(LLM):
     def model_id(self) -> str:
         """sha256 of the GGUF file (plus the adapter's sha256 and scale when one is loaded)."""
         if self._model_id is None:
-            mid = file_sha256_cached(self.model_path)
-            if self.adapter is not None:
-                mid += "+lora:" + file_sha256_cached(self.adapter)
-                if self.lora_scale != 1.0:
-                    mid += f"@{self.lora_scale:g}"
-            self._model_id = mid
+            self._model_id = weights_id(self.model_path, self.adapter, self.lora_scale)
         return self._model_id
 
     @property
