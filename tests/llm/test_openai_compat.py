@@ -186,6 +186,40 @@ def test_grammar_is_sent_instead_of_the_schema() -> None:
     assert "grammar" not in bodies[1] and bodies[1]["response_format"]["type"] == "json_schema"
 
 
+def test_streamed_answers_are_put_back_together() -> None:
+    """stream=True (the embedded server's mode): content deltas, first-token logprobs and usage from
+    server-sent events give the same ChatResult as a plain response would."""
+    bodies = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        events = [
+            {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Ye"},
+                          "logprobs": {"content": [{"token": "Ye", "logprob": -0.1,
+                                                    "top_logprobs": [{"token": "Yes", "logprob": -0.2},
+                                                                     {"token": "No", "logprob": -1.8}]}]}}]},
+            {"choices": [{"index": 0, "delta": {"content": "s"}, "finish_reason": "stop"}]},
+            {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2}},
+        ]
+        text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+
+    with mock_llm(handler, stream=True) as llm:
+        [res] = llm.generate([ChatRequest(messages=user_msg("q"), top_logprobs=5)])
+    assert res.ok and res.text == "Yes" and res.prompt_tokens == 7 and res.completion_tokens == 2
+    assert res.top_logprobs == [{"Yes": -0.2, "No": -1.8}]
+    assert bodies[0]["stream"] is True and bodies[0]["stream_options"] == {"include_usage": True}
+
+
+def test_a_streamed_error_event_is_a_failed_request() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text='data: {"error": {"message": "grammar parse failed"}}\n\n')
+
+    with mock_llm(handler, stream=True, max_retries=0) as llm:
+        [res] = llm.generate([ChatRequest(messages=user_msg("q"))])
+    assert res.error is not None and "grammar parse failed" in res.error
+
+
 def test_api_key_from_configured_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_KEY", "sekret")
     auth = []

@@ -19,7 +19,8 @@ retries and sample fan-out are one code path for the local default and a remote 
 * **Cache key**: ``backend_name`` is ``llamacpp-server`` and :attr:`model_id` the GGUF file's
   sha256 (plus the adapter's and its scale), so answers of another engine or model never mix.
 * **Structured output**: ``response_format`` json_schema, compiled by llama.cpp (LLGuidance in
-  this build): integer ``minimum``/``maximum``, ``enum`` and ``uniqueItems`` constrain decoding.
+  this build): an integer ``enum`` and array ``minItems``/``maxItems`` constrain decoding (tested),
+  integer ``minimum``/``maximum`` held in a probe; ``uniqueItems`` does not (use a GBNF ``grammar``).
 * **Prompt cache**: the server reuses the KV cache of the longest common prompt prefix across
   requests (``cache_prompt``), so yes/no questions over one evidence block pay for it once.
 """
