@@ -128,6 +128,38 @@ def segmenter(size: int = 2, *, invalid_first: int = 0, always_invalid: bool = F
     return ScriptedLLM({"intent_memories": answer}, model=f"fake-segmenter-{size}", delay=delay, log_path=log_path)
 
 
+_RUNS = re.compile(r"Do (?:steps? (\d+)(?: to (\d+))?) and (?:steps? (\d+)(?: to (\d+))?) serve the same intent")
+_LOG_LINE = re.compile(r"^\d+\. (.*)$", re.MULTILINE)
+
+
+def boundary_runs(req: ChatRequest) -> tuple[list[str], list[str]]:
+    """The two runs' step lines a boundary question asks about."""
+    text = user_text(req)
+    m = _RUNS.search(text)
+    assert m, "not a boundary question"
+    a0, a1, b0, b1 = (int(g) if g else None for g in m.groups())
+    lines = _LOG_LINE.findall(text.split("<log>")[1].split("</log>")[0])
+    return lines[a0 - 1:(a1 or a0)], lines[b0 - 1:(b1 or b0)]  # type: ignore[operator]
+
+
+def hybrid_memories(same: float | Callable[[ChatRequest], float] = 0.9, *,
+                    summary: str | Callable[[ChatRequest], str] | None = None, model: str = "fake-hybrid"
+                    ) -> ScriptedLLM:
+    """The hybrid memory mode's two prompts: every boundary question answered with P(yes) ``same``
+    (or ``same(request)``), every summary with ``summary`` (default: "Did N things." for the
+    N steps shown)."""
+
+    def ask(req: ChatRequest, i: int) -> float:
+        return same(req) if callable(same) else same
+
+    def summarize(req: ChatRequest, i: int) -> str:
+        if callable(summary):
+            return summary(req)
+        return summary or f"Did {numbered_in(req, 'log')} things in a row."
+
+    return ScriptedLLM({"intent_boundary": ask, "intent_summary": summarize}, model=model)
+
+
 # -- stage 2: the persona model and the labellers ---------------------------------------------
 def _label_echo(req: ChatRequest, i: int) -> str:
     """A cluster or single label that echoes the first memory it was shown."""

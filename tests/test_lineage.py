@@ -34,17 +34,17 @@ def real(aol_memory_copy) -> tuple[Path, list[str]]:  # type: ignore[no-untyped-
 @pytest.mark.parametrize("change", ["prompt_version", "model", "max_days"])
 def test_a_changed_memory_config_under_the_same_name_is_refused(real, embedder, change: str) -> None:  # type: ignore[no-untyped-def]
     path, users = real
-    base = MemoryConfig(mode="llm", max_days=2, memory_set="llm", prompt_version="2")
+    base = MemoryConfig(mode="llm-segment", max_days=2, memory_set="llm", prompt_version="2")
     with Workspace(path) as ws:
         run_memories(ws, users[:2], base, embedder=embedder, llm=segmenter(size=2), progress=False)
         before = _memories(ws, "llm")
         other, llm = base, segmenter(size=2)
         if change == "prompt_version":
-            other = MemoryConfig(mode="llm", max_days=2, memory_set="llm", prompt_version="1")
+            other = MemoryConfig(mode="llm-segment", max_days=2, memory_set="llm", prompt_version="1")
         elif change == "model":
             llm = segmenter(size=3)
         else:
-            other = MemoryConfig(mode="llm", max_days=3, memory_set="llm", prompt_version="2")
+            other = MemoryConfig(mode="llm-segment", max_days=3, memory_set="llm", prompt_version="2")
         with pytest.raises(LineageConflict, match="--set NAME.*--replace"):
             run_memories(ws, users[:2], other, embedder=embedder, llm=llm, progress=False)
         assert _memories(ws, "llm") == before  # nothing was touched

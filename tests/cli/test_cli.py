@@ -62,9 +62,11 @@ def test_strict_exit_code(merrec_csv: Path, tmp_path: Path) -> None:
 def _scripted_model():  # type: ignore[no-untyped-def]
     """One fake model for every stage of the demo: segments of two steps, halves as personas, a judge
     that says yes."""
-    from tests.fakes import ScriptedLLM, persona_model, segmenter
+    from tests.fakes import ScriptedLLM, hybrid_memories, persona_model, segmenter
 
+    hybrid = hybrid_memories(0.5).script
     return ScriptedLLM({"intent_memories": segmenter(size=2).script["intent_memories"],
+                        "intent_boundary": hybrid["intent_boundary"], "intent_summary": hybrid["intent_summary"],
                         "persona_model": persona_model().script["persona_model"],
                         "claim_judge": lambda req, i: 0.8}, model="fake-demo")
 

@@ -28,7 +28,7 @@ def main() -> None:  # python fake_segmenter.py WORKSPACE CACHE LOG USER [USER .
     ws_path, cache_path, log_path, *users = sys.argv[1:]
     llm = CachedLLM(segmenter(log_path=Path(log_path), delay=0.3), LLMCache(cache_path))
     with Workspace(ws_path) as ws:
-        run_memories(ws, users, MemoryConfig(mode="llm", max_days=4, window_steps=6), embedder=MiniLMEmbedder(),
+        run_memories(ws, users, MemoryConfig(mode="llm-segment", max_days=4, window_steps=6), embedder=MiniLMEmbedder(),
                      llm=llm, progress=False)
 
 

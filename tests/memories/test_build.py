@@ -62,7 +62,7 @@ def _check_cover(results: list, actions: list) -> None:
 def test_llm_mode_retries_invented_numbers(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     uid, actions = _user(aol_workspace)
     llm = segmenter(size=2, invalid_first=1)
-    results = build_memories(actions, MemoryConfig(max_days=3, window_steps=8), embedder=embedder, llm=llm)
+    results = build_memories(actions, MemoryConfig(mode="llm-segment", max_days=3, window_steps=8), embedder=embedder, llm=llm)
     _check_cover(results, actions)
     assert len(results) == 3
     statuses = [d.status for d in results]
@@ -76,7 +76,7 @@ def test_llm_mode_retries_invented_numbers(aol_workspace: Path, embedder) -> Non
 def test_llm_mode_falls_back_and_records_it(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     uid, actions = _user(aol_workspace)
     llm = segmenter(always_invalid=True)
-    results = build_memories(actions, MemoryConfig(max_days=2, max_retries=2), embedder=embedder, llm=llm)
+    results = build_memories(actions, MemoryConfig(mode="llm-segment", max_days=2, max_retries=2), embedder=embedder, llm=llm)
     _check_cover(results, actions)
     assert all(d.status == "fallback" and "cites step" in (d.note or "") for d in results)
     assert all(m.summary_by == "extractive" for d in results for m in d.memories)
@@ -87,7 +87,7 @@ def test_llm_mode_falls_back_and_records_it(aol_workspace: Path, embedder) -> No
 def test_llm_mode_salvages_a_cut_off_last_answer(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     uid, actions = _user(aol_workspace)
     llm = segmenter(always_cut_off=True)
-    results = build_memories(actions, MemoryConfig(max_days=2, max_retries=1), embedder=embedder, llm=llm)
+    results = build_memories(actions, MemoryConfig(mode="llm-segment", max_days=2, max_retries=1), embedder=embedder, llm=llm)
     _check_cover(results, actions)
     multi = [d for d in results if len(d.memories) > 2]
     assert multi, "the sample user needs a day with more than two steps"
@@ -101,7 +101,7 @@ def test_llm_mode_salvages_a_cut_off_last_answer(aol_workspace: Path, embedder) 
 def test_an_answer_that_runs_out_of_tokens_is_continued_not_retried(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     uid, actions = _user(aol_workspace)
     llm = segmenter(size=2, run_out_over=3)
-    results = build_memories(actions, MemoryConfig(max_days=3, window_steps=30), embedder=embedder, llm=llm)
+    results = build_memories(actions, MemoryConfig(mode="llm-segment", max_days=3, window_steps=30), embedder=embedder, llm=llm)
     _check_cover(results, actions)
     long_days = [d for d in results if "continued in a new request" in (d.note or "")]
     assert long_days, "the sample user needs a day with more than 3 steps"
@@ -138,7 +138,7 @@ def test_a_summary_naming_other_segments_actions_is_replaced(aol_workspace: Path
         return json.dumps(body)
 
     leaky.script["intent_memories"] = leak
-    results = build_memories(actions, MemoryConfig(max_days=3), embedder=embedder, llm=leaky)
+    results = build_memories(actions, MemoryConfig(mode="llm-segment", max_days=3), embedder=embedder, llm=leaky)
     _check_cover(results, actions)
     replaced = [d for d in results if "replaced by an extractive summary" in (d.note or "")]
     assert replaced and all(d.status == "repaired" for d in replaced)
@@ -178,7 +178,7 @@ def test_extractive_mode(aol_workspace: Path, embedder) -> None:  # type: ignore
 def test_windows_bound_the_prompt(aol_workspace: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     uid, actions = _user(aol_workspace)
     llm = segmenter(size=3)
-    build_memories(actions, MemoryConfig(max_days=10, window_steps=5), embedder=embedder, llm=llm)
+    build_memories(actions, MemoryConfig(mode="llm-segment", max_days=10, window_steps=5), embedder=embedder, llm=llm)
     import re
 
     assert llm.seen

@@ -20,7 +20,7 @@ from tests.fakes import segmenter
 from tests.memories.memory_testkit import sample_users
 
 
-def _table(ws_path: Path, memory_set: str = "llm") -> list[tuple]:
+def _table(ws_path: Path, memory_set: str = "llm-segment") -> list[tuple]:
     with Workspace(ws_path, read_only=True) as ws:
         return ws.con.execute(
             "SELECT memory_id, user_id, day, position, action_ids, summary FROM memories WHERE memory_set = ? "
@@ -31,24 +31,24 @@ def test_run_writes_checks_and_reports(aol_copy: Path, embedder, tmp_path: Path)
     users = sample_users(aol_copy, 3)
     llm = CachedLLM(segmenter(size=3), LLMCache(tmp_path / "cache.sqlite"))
     with Workspace(aol_copy) as ws:
-        s = run_memories(ws, users, MemoryConfig(max_days=2), embedder=embedder, llm=llm, progress=False)
+        s = run_memories(ws, users, MemoryConfig(mode="llm-segment", max_days=2), embedder=embedder, llm=llm, progress=False)
         assert s["check"]["ok"] and s["days"] == 6 and s["memories"] > 0
         assert s["llm_model_calls"] == s["llm_requests"] > 0
         assert set(s["per_user"]) == set(users)
-        again = run_memories(ws, users, MemoryConfig(max_days=2), embedder=embedder, llm=llm, progress=False)
+        again = run_memories(ws, users, MemoryConfig(mode="llm-segment", max_days=2), embedder=embedder, llm=llm, progress=False)
         assert again["days"] == 0 and again["days_skipped"] == 6 and again["llm_requests"] == 0
         with pytest.raises(LineageConflict, match="max_days: 2 -> 3"):  # the set's name is taken by max_days=2
-            run_memories(ws, users, MemoryConfig(max_days=3), embedder=embedder, llm=llm, progress=False)
-        more = run_memories(ws, users, MemoryConfig(max_days=3), embedder=embedder, llm=llm, replace=True,
+            run_memories(ws, users, MemoryConfig(mode="llm-segment", max_days=3), embedder=embedder, llm=llm, progress=False)
+        more = run_memories(ws, users, MemoryConfig(mode="llm-segment", max_days=3), embedder=embedder, llm=llm, replace=True,
                             progress=False)
         assert more["days"] == 9 and more["days_skipped"] == 0 and more["lineage"] == "replaced"
         assert more["llm_model_calls"] < more["llm_requests"]  # the LLM cache still answers the six old days
         # The check can fail: break an invariant by hand and see it reported.
         ws.con.execute("UPDATE memories SET action_ids = action_ids[2:] WHERE position = 0 AND len(action_ids) > 1")
-        broken = verify_memories(ws, "llm")
+        broken = verify_memories(ws, "llm-segment")
         assert not broken["ok"] and broken["uncovered"] > 0
     report = json.loads((aol_copy / "reports" / "memories.json").read_text())
-    assert report["memory_set"] == "llm" and report["model"] == "fake-segmenter-3"
+    assert report["memory_set"] == "llm-segment" and report["model"] == "fake-segmenter-3"
 
 
 def test_sigkill_then_resume_equals_uninterrupted_run(aol_copy: Path, aol_workspace: Path, embedder,  # type: ignore[no-untyped-def]
@@ -82,4 +82,4 @@ def test_sigkill_then_resume_equals_uninterrupted_run(aol_copy: Path, aol_worksp
     assert len(log.read_text().splitlines()) == len((tmp_path / "l2.log").read_text().splitlines())
     assert calls_before > 0
     with Workspace(aol_copy, read_only=True) as ws:
-        assert verify_memories(ws, "llm")["ok"]
+        assert verify_memories(ws, "llm-segment")["ok"]

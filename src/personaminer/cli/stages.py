@@ -50,7 +50,9 @@ def memories_cmd(
     users: UsersOpt = None,
     user: UserOpt = [],  # noqa: B006
     seed: Annotated[int, typer.Option(help="Seed for --users sampling and LLM sampling.")] = default(M, "seed"),
-    mode: Annotated[str, typer.Option(help="llm (the method) or extractive (no LLM).")] = default(M, "mode"),
+    mode: Annotated[str, typer.Option(help="llm (the method: embedder proposes, LLM decides uncertain boundaries "
+                                      "and summarizes), llm-segment (the LLM segments whole days; the first "
+                                      "version) or extractive (no LLM).")] = default(M, "mode"),
     max_days: Annotated[int | None, typer.Option("--max-days", help="At most D days per user, most recent "
                                                  "first.")] = default(M, "max_days"),
     memory_set: Annotated[str | None, typer.Option("--set", help="Name of the memory set (default: the "
@@ -60,6 +62,8 @@ def memories_cmd(
                                           "action.")] = default(M, "view") == "history",
     window_steps: Annotated[int, typer.Option(help="Steps per LLM request; longer days are cut into "
                                               "windows.")] = default(M, "window_steps"),
+    summary_words: Annotated[int, typer.Option(help="llm mode: at most this many words per "
+                                               "summary.")] = default(M, "summary_words"),
     redact: Annotated[bool | None, typer.Option("--redact/--no-redact", help="Strip e-mails, phones, card and "
                                                 "SSN numbers, URL query strings before prompting (default: on "
                                                 "for a remote backend).")] = default(M, "redact"),
@@ -74,7 +78,7 @@ def memories_cmd(
 
     try:
         config = MemoryConfig(mode=mode, memory_set=memory_set, max_days=max_days, window_steps=window_steps,  # type: ignore[arg-type]
-                              seed=seed, redact=redact, view="history" if history else "all")
+                              summary_words=summary_words, seed=seed, redact=redact, view="history" if history else "all")
     except ValueError as exc:
         raise config_error(exc) from exc
     with Workspace(workspace) as ws:
@@ -82,7 +86,7 @@ def memories_cmd(
         if not ids:
             raise InputError(f"workspace {workspace} has no users: run `personaminer ingest` first")
         model_obj, remote = None, False
-        if mode == "llm":
+        if config.uses_llm:
             from personaminer.llm import make_llm
 
             cfg = llm_config(llm, model, base_url, llm_config_file, no_cache)
@@ -100,7 +104,8 @@ def memories_cmd(
         ("days rebuilt (their actions changed)", "days_rebuilt"), ("memories written", "memories"),
         ("actions per memory", "actions_per_memory"), ("LLM requests", "llm_requests"),
         ("LLM model calls (not cached)", "llm_model_calls"), ("prompt tokens", "prompt_tokens"),
-        ("completion tokens", "completion_tokens"), ("days repaired", "repaired_days"),
+        ("completion tokens", "completion_tokens"), ("completion tokens per action", "completion_tokens_per_action"),
+        ("yes/no boundary questions", "questions"), ("LLM summaries", "summaries"), ("days repaired", "repaired_days"),
         ("days with extractive fallback", "fallback_days"), ("lineage", "lineage"), ("fingerprint", "fingerprint"),
         ("seconds", "seconds")])
     table.add_row("coverage check", "ok" if check["ok"] else f"FAILED {markup(check)}",

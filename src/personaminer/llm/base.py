@@ -286,6 +286,10 @@ class LLM(ABC):
         tokens, so 0.5 means "undecided between yes and no". The result is NaN when the
         request failed or neither word is among the top alternatives.
         """
+        return [p for p, _ in self.p_yes_results(requests)]
+
+    def p_yes_results(self, requests: list[ChatRequest]) -> list[tuple[float, ChatResult]]:
+        """:meth:`p_yes` with each answer's :class:`ChatResult` (for its token counts and ``cached``)."""
         reqs = [
             r.model_copy(
                 update={
@@ -298,13 +302,13 @@ class LLM(ABC):
             )
             for r in requests
         ]
-        scores = []
+        out = []
         for res in self.generate(reqs):
             if res.error is not None or not res.top_logprobs:
-                scores.append(math.nan)
+                out.append((math.nan, res))
             else:
-                scores.append(p_yes_from_logprobs(res.top_logprobs[0]))
-        return scores
+                out.append((p_yes_from_logprobs(res.top_logprobs[0]), res))
+        return out
 
 
 def canonical_json(obj: Any) -> str:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from personaminer.embed import Embedder
 from personaminer.llm.base import LLM, ChatRequest, extract_json_text
 from personaminer.llm.validated import Usage, ask
+from personaminer.memories import hybrid
 from personaminer.memories.segment import boundaries, extractive_summary, pack_windows, spans
 from personaminer.memories.steps import Step, make_steps, render_step
 from personaminer.prompts import load_prompt
@@ -37,8 +38,12 @@ class MemoryConfig:
 
     Attributes
     ----------
-    mode: ``llm`` (the method: an LLM segments and summarizes) or ``extractive`` (time gaps
-        and embedding shifts, summaries made of the segment's own texts; no LLM).
+    mode: ``llm`` (the method, hybrid: the embedder proposes boundaries, the LLM decides the
+        uncertain ones with yes/no questions and writes one short summary per multi-step
+        segment; :mod:`personaminer.memories.hybrid`), ``llm-segment`` (the LLM segments and
+        summarizes the whole day in one JSON answer: the first version of the method, kept for
+        comparison) or ``extractive`` (time gaps and embedding shifts, summaries made of the
+        segment's own texts; no LLM).
     memory_set: name under which the memories are stored (default: the mode), so several
         segmentations can live in one workspace.
     max_days: process at most this many of each user's days, the most recent first.
@@ -46,6 +51,12 @@ class MemoryConfig:
     min_similarity: an embedding shift below this cosine similarity starts a new segment.
     window_steps: at most this many steps in one LLM request; longer days are cut into
         windows at pre-segment boundaries.
+    split_below, same_above: (``llm`` mode) a boundary whose embedding similarity is below
+        ``split_below`` is certain, one at or above ``same_above`` certainly not a boundary; the
+        LLM is asked about those between.
+    same_intent_threshold: (``llm`` mode) an asked boundary stays when P(yes, same intent) is
+        below this.
+    summary_words: (``llm`` mode) at most this many words in an LLM summary.
     max_retries: re-asks (with the error fed back) before a window falls back to extractive.
     retry_temperature: retries sample at this temperature (seed advanced per attempt), since a
         greedy small model tends to repeat its invalid answer; ``None`` keeps retries greedy.
@@ -56,12 +67,16 @@ class MemoryConfig:
         the future it predicts was never read). Recorded in the set's lineage.
     """
 
-    mode: Literal["llm", "extractive"] = "llm"
+    mode: Literal["llm", "llm-segment", "extractive"] = "llm"
     memory_set: str | None = None
     max_days: int | None = None
     gap_minutes: float = 30.0
     min_similarity: float = 0.25
     window_steps: int = 30
+    split_below: float = 0.1
+    same_above: float = 0.6
+    same_intent_threshold: float = 0.5
+    summary_words: int = 12
     max_retries: int = 2
     retry_temperature: float | None = 0.7
     max_tokens: int = 1024
@@ -72,8 +87,12 @@ class MemoryConfig:
     view: Literal["all", "history"] = "all"
 
     def __post_init__(self) -> None:
-        if self.mode not in ("llm", "extractive"):
-            raise ValueError(f"mode must be 'llm' or 'extractive', not {self.mode!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if not self.split_below <= self.same_above:
+            raise ValueError("split_below must not exceed same_above")
+        if self.summary_words < 2:
+            raise ValueError("summary_words must be at least 2")
         if self.view not in ("all", "history"):
             raise ValueError(f"view must be 'all' or 'history', not {self.view!r}")
         if self.max_days is not None and self.max_days < 1:
@@ -88,14 +107,28 @@ class MemoryConfig:
 
     def output_config(self) -> dict[str, Any]:
         """What changes the memories (the lineage config): everything but the set's name, and in
-        ``extractive`` mode nothing that only the LLM reads."""
+        ``extractive`` mode nothing that only the LLM reads, and in the other modes nothing that only
+        the hybrid mode reads (so the fingerprints of sets built before it existed still hold)."""
         d = self.to_dict()
         d.pop("memory_set")
+        if self.mode != "llm":
+            for k in HYBRID_ONLY:
+                d.pop(k)
+        else:
+            d.pop("prompt_version")  # the hybrid's prompts are recorded in the lineage's prompt field
         if self.mode == "extractive":
             for k in ("window_steps", "max_retries", "retry_temperature", "max_tokens", "temperature", "seed",
                       "redact", "prompt_version"):
                 d.pop(k)
         return d
+
+    @property
+    def uses_llm(self) -> bool:
+        return self.mode != "extractive"
+
+
+MODES = ("llm", "llm-segment", "extractive")
+HYBRID_ONLY = ("split_below", "same_above", "same_intent_threshold", "summary_words")
 
 
 class Segment(BaseModel):
@@ -127,6 +160,8 @@ class DayResult:
     llm_model_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    questions: int = 0  #: yes/no boundary questions asked (hybrid mode)
+    summaries: int = 0  #: LLM summaries requested (hybrid mode)
 
 
 @dataclass
@@ -167,6 +202,10 @@ def build_memories(actions: Sequence[Action], config: MemoryConfig, *, embedder:
     by_day = days_of(actions)
     todo = [d for d in select_days(list(by_day), config.max_days) if d not in skip_days]
     windows: list[_Window] = []
+    if config.mode == "llm":
+        if llm is None:
+            raise ValueError("mode 'llm' needs an llm")
+        return _hybrid(user_id, todo, by_day, config, embedder, llm, redact)
     for day in todo:
         steps = make_steps(by_day[day])
         vectors = embedder.encode([s.text for s in steps])
@@ -179,9 +218,9 @@ def build_memories(actions: Sequence[Action], config: MemoryConfig, *, embedder:
         else:
             for s, e in pack_windows(spans(starts, len(steps)), config.window_steps):
                 windows.append(_Window(day, steps[s:e], vectors[s:e]))
-    if config.mode == "llm":
+    if config.mode == "llm-segment":
         if llm is None:
-            raise ValueError("mode 'llm' needs an llm")
+            raise ValueError("mode 'llm-segment' needs an llm")
         _segment_with_llm(windows, config, llm, redact)
     return _assemble(user_id, todo, by_day, windows, config, llm, redact)
 
@@ -406,9 +445,9 @@ def _split_gaps(w: _Window, config: MemoryConfig) -> list[tuple[int, int, str, l
 
 def _assemble(user_id: str, todo: list[dt.date], by_day: dict[dt.date, list[Action]], windows: list[_Window],
               config: MemoryConfig, llm: LLM | None, redact: bool) -> list[DayResult]:
-    model = llm.model_id if (llm is not None and config.mode == "llm") else None
+    model = llm.model_id if (llm is not None and config.uses_llm) else None
     prompt = None
-    if config.mode == "llm":
+    if config.mode == "llm-segment":
         p = load_prompt(PROMPT_NAME, config.prompt_version)
         prompt = f"{p.name}.v{p.version}"
     results = []
@@ -432,9 +471,41 @@ def _assemble(user_id: str, todo: list[dt.date], by_day: dict[dt.date, list[Acti
         repaired = any(w.usage.notes for w in ws)
         results.append(DayResult(
             user_id=user_id, day=day, n_actions=len(by_day[day]), memories=memories,
-            status="fallback" if failed else ("repaired" if repaired and config.mode == "llm" else "ok"),
+            status="fallback" if failed else ("repaired" if repaired and config.uses_llm else "ok"),
             note="; ".join(notes) or None,
             llm_requests=sum(w.usage.requests for w in ws), llm_model_calls=sum(w.usage.model_calls for w in ws),
             prompt_tokens=sum(w.usage.prompt_tokens for w in ws),
             completion_tokens=sum(w.usage.completion_tokens for w in ws)))
+    return results
+
+
+def _hybrid(user_id: str, todo: list[dt.date], by_day: dict[dt.date, list[Action]], config: MemoryConfig,
+            embedder: Embedder, llm: LLM, redact: bool) -> list[DayResult]:
+    """The hybrid ``llm`` mode over a user's days (:mod:`personaminer.memories.hybrid`)."""
+    plans = []
+    for day in todo:
+        steps = make_steps(by_day[day])
+        vectors = embedder.encode([s.text for s in steps])
+        proposal = hybrid.propose(steps, vectors, gap_minutes=config.gap_minutes, split_below=config.split_below,
+                                  same_above=config.same_above)
+        plans.append(hybrid.DayPlan(day, steps, vectors, proposal))
+    hybrid.run_hybrid(plans, config, llm, redact)
+    prompt = hybrid.prompt_tag()
+    results = []
+    for plan in plans:
+        memories = []
+        for start, end, summary, topics, by in plan.spans:
+            steps = plan.steps[start:end]
+            ids = [aid for st in steps for aid in st.action_ids]
+            memories.append(IntentMemory(
+                memory_id=memory_id(str(config.memory_set), user_id, ids), memory_set=str(config.memory_set),
+                user_id=user_id, day=plan.day, position=len(memories), start_ts=steps[0].first.ts,
+                end_ts=steps[-1].actions[-1].ts, action_ids=ids, summary=summary, topics=topics, mode=config.mode,
+                summary_by=by, model=llm.model_id, prompt=prompt, redacted=redact))
+        u = plan.usage
+        results.append(DayResult(
+            user_id=user_id, day=plan.day, n_actions=len(by_day[plan.day]), memories=memories,
+            status="repaired" if u.notes else "ok", note="; ".join(u.notes) or None, llm_requests=u.requests,
+            llm_model_calls=u.model_calls, prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
+            questions=plan.n_questions, summaries=plan.n_summaries))
     return results

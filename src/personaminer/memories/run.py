@@ -26,6 +26,7 @@ from personaminer import lineage, tables, terminal
 from personaminer.embed import Embedder
 from personaminer.llm.base import LLM
 from personaminer.memories.build import PROMPT_NAME, DayResult, MemoryConfig, build_memories, days_of, select_days
+from personaminer.memories.hybrid import prompt_tag
 from personaminer.prompts import load_prompt
 from personaminer.schema import Action
 from personaminer.store import Workspace, WorkspaceError
@@ -47,13 +48,18 @@ def memory_output(ws: Workspace, config: MemoryConfig, *, embedder: Embedder, ll
             raise WorkspaceError(f"memories from the history need a split: run `personaminer split -w {ws.path}` "
                                  "first")
         parents = (split,)
-    uses_llm = config.mode == "llm"
+    uses_llm = config.uses_llm
     if uses_llm and llm is None:
-        raise ValueError("mode 'llm' needs an llm")
-    prompt = load_prompt(PROMPT_NAME, config.prompt_version) if uses_llm else None
+        raise ValueError(f"mode {config.mode!r} needs an llm")
+    prompt = None
+    if config.mode == "llm-segment":
+        p = load_prompt(PROMPT_NAME, config.prompt_version)
+        prompt = f"{p.name}.v{p.version}"
+    elif config.mode == "llm":
+        prompt = prompt_tag()
     return lineage.Output(
         "memories", str(config.memory_set), CODE, {**config.output_config(), "redact": redact if uses_llm else None},
-        parents, prompt=f"{prompt.name}.v{prompt.version}" if prompt else None,
+        parents, prompt=prompt,
         model=llm.model_id if uses_llm and llm is not None else None, embedder=embedder.model_id)
 
 
@@ -88,7 +94,7 @@ def run_memories(ws: Workspace, users: Sequence[str], config: MemoryConfig, *, e
     t0 = time.perf_counter()
     totals = {"days": 0, "days_skipped": 0, "days_rebuilt": 0, "memories": 0, "actions": 0, "llm_requests": 0,
               "llm_model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "fallback_days": 0,
-              "repaired_days": 0}
+              "repaired_days": 0, "questions": 0, "summaries": 0}
     with ws.run("memories", {**config.to_dict(), "users": len(users), "redact": do_redact,
                              "fingerprint": out.fingerprint}) as run, terminal.progress(
             TextColumn("memories"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
@@ -106,9 +112,10 @@ def run_memories(ws: Workspace, users: Sequence[str], config: MemoryConfig, *, e
         seconds = time.perf_counter() - t0
         summary = {
             "memory_set": memory_set, "fingerprint": out.fingerprint, "lineage": outcome, "config": config.to_dict(),
-            "redacted": do_redact, "model": llm.model_id if (llm is not None and config.mode == "llm") else None,
+            "redacted": do_redact, "model": llm.model_id if (llm is not None and config.uses_llm) else None,
             "users": len(users), **totals,
             "actions_per_memory": round(totals["actions"] / totals["memories"], 2) if totals["memories"] else None,
+            **cost_per(totals, len(users)),
             "seconds": round(seconds, 2), "users_per_hour": round(len(users) / seconds * 3600, 1) if seconds else None,
             "check": verify_memories(ws, memory_set),
             "per_user": per_user,
@@ -137,9 +144,22 @@ def _user(ws: Workspace, user_id: str, config: MemoryConfig, fingerprint: str, *
          "prompt_tokens": sum(d.prompt_tokens for d in results),
          "completion_tokens": sum(d.completion_tokens for d in results),
          "fallback_days": sum(d.status == "fallback" for d in results),
-         "repaired_days": sum(d.status == "repaired" for d in results)}
+         "repaired_days": sum(d.status == "repaired" for d in results),
+         "questions": sum(d.questions for d in results), "summaries": sum(d.summaries for d in results)}
     u["actions_per_memory"] = round(u["actions"] / u["memories"], 2) if u["memories"] else None
     return u
+
+
+def cost_per(totals: dict[str, Any], users: int) -> dict[str, float | None]:
+    """LLM tokens per user and per action of what this run built (days already stored cost nothing
+    and count in neither)."""
+    built_users = users if totals["days"] else 0
+    out: dict[str, float | None] = {}
+    for k in ("prompt_tokens", "completion_tokens"):
+        out[f"{k}_per_user"] = round(totals[k] / built_users, 1) if built_users else None
+        out[f"{k}_per_action"] = round(totals[k] / totals["actions"], 3) if totals["actions"] else None
+    out["questions_per_action"] = round(totals["questions"] / totals["actions"], 3) if totals["actions"] else None
+    return out
 
 
 def verify_memories(ws: Workspace, memory_set: str) -> dict[str, Any]:
