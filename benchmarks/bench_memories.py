@@ -1,12 +1,14 @@
-"""Intent-memory throughput for both modes on a fixed sample of real AOL users.
+"""Intent-memory throughput for every mode on a fixed sample of real AOL users.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_memories.py [--users 5] [--max-days 2] [--model NAME]
 
-Each mode runs in a fresh subprocess with the LLM cache off, so every window reaches the model
-and peak RSS is the mode's own. Prints users/hour, LLM requests and tokens per user, actions
-per memory and peak memory.
+Modes: ``extractive`` (no LLM), ``llm`` (the hybrid: yes/no boundary questions and short summaries)
+and ``llm-segment`` (the LLM segments and summarizes whole windows). Each mode runs in a fresh
+subprocess with the LLM cache off, so every request reaches the model and peak RSS is the mode's
+own; run it on an idle machine. Prints users/hour, LLM requests, yes/no questions and tokens per
+user, completion tokens per action, actions per memory and peak memory.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ CHILD = textwrap.dedent("""
     with Workspace(ws_path) as ws:
         users = ws.users(sample=int(n_users), seed=0, min_actions=20)
         llm = None
-        if mode == "llm":
+        if mode != "extractive":
             from personaminer.llm import LLMConfig, make_llm
             cfg = LLMConfig(); cfg.llamacpp.model = model
             llm = make_llm(cfg)
@@ -47,7 +49,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=5)
     ap.add_argument("--max-days", type=int, default=2)
     ap.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
-    ap.add_argument("--modes", default="extractive,llm")
+    ap.add_argument("--modes", default="extractive,llm,llm-segment")
     args = ap.parse_args()
     aol = args.shared / "aol_top1000_users" / "user_search_logs.tar.gz"
     if not aol.exists():
@@ -57,8 +59,9 @@ def main() -> None:
     print(f"AOL top-1000, {args.users} users (seed 0, >= 20 actions), {args.max_days} most recent days each; "
           f"model {args.model}; LLM cache off\n")
     print("| mode | users/hour | seconds | days | memories | actions/memory | LLM requests/user | "
-          "prompt tok/user | completion tok/user | completion tok/s | repaired/fallback days | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "questions/user | prompt tok/user | completion tok/user | completion tok/action | completion tok/s | "
+          "repaired/fallback days | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "ws"
         ingest(aol, base, progress=False)
@@ -68,8 +71,9 @@ def main() -> None:
             s = json.loads(out.stdout.strip().splitlines()[-1])
             n = s["users"]
             print(f"| {mode} | {s['users_per_hour']:,.0f} | {s['seconds']:.1f} | {s['days']} | {s['memories']} | "
-                  f"{s['actions_per_memory']} | {s['llm_requests'] / n:.1f} | {s['prompt_tokens'] / n:,.0f} | "
-                  f"{s['completion_tokens'] / n:,.0f} | {s['completion_tokens'] / s['seconds']:.1f} | "
+                  f"{s['actions_per_memory']} | {s['llm_requests'] / n:.1f} | {s['questions'] / n:.1f} | "
+                  f"{s['prompt_tokens'] / n:,.0f} | {s['completion_tokens'] / n:,.0f} | "
+                  f"{s['completion_tokens'] / s['actions']:.2f} | {s['completion_tokens'] / s['seconds']:.1f} | "
                   f"{s['repaired_days']}/{s['fallback_days']} | {s['peak_mb']:,.0f} |")
             assert s["check"]["ok"], s["check"]
 

@@ -175,3 +175,31 @@ def test_run_reports_cost_per_action(tmp_path) -> None:  # type: ignore[no-untyp
     assert s["actions"] == 8 and s["memories"] == 3
     assert s["completion_tokens_per_action"] == pytest.approx(s["completion_tokens"] / 8, abs=1e-3)
     assert s["questions_per_action"] == pytest.approx(1 / 8, abs=1e-3)
+
+
+def test_faithfulness_cases_and_judge(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from personaminer import Workspace
+    from personaminer.memories import faithfulness, run_memories
+    from tests.evaluate.eval_testkit import add_actions
+
+    summaries = {"golf": "Looked at golf gear.", "flights": "Frequently bought flights to orlando."}
+
+    def summary(req):  # type: ignore[no-untyped-def]
+        return next(v for k, v in summaries.items() if k in user_text(req))
+
+    with Workspace(tmp_path / "ws") as ws:
+        add_actions(ws, [("u", a.ts, a.kind, a.text) for a in day_actions()])
+        run_memories(ws, ["u"], MemoryConfig(), embedder=TopicEmbedder(), llm=hybrid_memories(0.9, summary=summary),
+                     progress=False)
+        items = faithfulness.cases(ws, "llm")
+        assert sorted(c.claims[0] for c in items) == ["The user frequently bought flights to orlando.",
+                                                      "The user looked at golf gear."]
+        golf = next(c for c in items if "golf" in c.summary)
+        assert "golf clubs" in golf.evidence and "flights" not in golf.evidence and not golf.leaks
+        from tests.fakes import ScriptedLLM
+
+        judge = ScriptedLLM({"claim_judge": lambda req, i: 0.9})
+        verdicts = faithfulness.judge(items, judge_kind="llm", embedder=TopicEmbedder(), llm=judge)
+    r = faithfulness.summarize(items, verdicts)
+    # the judge says yes to both, but the guards refuse a purchase (and a frequency) no action shows
+    assert r["summaries"] == 2 and r["supported_claims"] == 0.5 and r["guard_refusals"] == 1
