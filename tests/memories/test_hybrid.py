@@ -203,3 +203,12 @@ def test_faithfulness_cases_and_judge(tmp_path) -> None:  # type: ignore[no-unty
     r = faithfulness.summarize(items, verdicts)
     # the judge says yes to both, but the guards refuse a purchase (and a frequency) no action shows
     assert r["summaries"] == 2 and r["supported_claims"] == 0.5 and r["guard_refusals"] == 1
+
+
+def test_actions_mode_is_one_memory_per_step_without_a_model() -> None:
+    actions = day_actions()
+    [day] = build_memories(actions, MemoryConfig(mode="actions"), embedder=TopicEmbedder())
+    assert [m.action_ids for m in day.memories] == [[a.action_id] for a in actions]
+    assert all(m.summary_by == "action" and m.model is None for m in day.memories)
+    assert day.memories[0].summary == 'Searched "golf clubs".'
+    assert "summary_words" not in MemoryConfig(mode="actions").output_config()

@@ -52,7 +52,8 @@ def memories_cmd(
     seed: Annotated[int, typer.Option(help="Seed for --users sampling and LLM sampling.")] = default(M, "seed"),
     mode: Annotated[str, typer.Option(help="llm (the method: embedder proposes, LLM decides uncertain boundaries "
                                       "and summarizes), llm-segment (the LLM segments whole days; the first "
-                                      "version) or extractive (no LLM).")] = default(M, "mode"),
+                                      "version), extractive (no LLM) or actions (one memory per step: the "
+                                      "no-hierarchy ablation).")] = default(M, "mode"),
     max_days: Annotated[int | None, typer.Option("--max-days", help="At most D days per user, most recent "
                                                  "first.")] = default(M, "max_days"),
     memory_set: Annotated[str | None, typer.Option("--set", help="Name of the memory set (default: the "

@@ -42,8 +42,9 @@ class MemoryConfig:
         uncertain ones with yes/no questions and writes one short summary per multi-step
         segment; :mod:`personaminer.memories.hybrid`), ``llm-segment`` (the LLM segments and
         summarizes the whole day in one JSON answer: the first version of the method, kept for
-        comparison) or ``extractive`` (time gaps and embedding shifts, summaries made of the
-        segment's own texts; no LLM).
+        comparison), ``extractive`` (time gaps and embedding shifts, summaries made of the
+        segment's own texts; no LLM) or ``actions`` (no hierarchy: one memory per step, summarized
+        by the step itself; the ablation's "raw actions").
     memory_set: name under which the memories are stored (default: the mode), so several
         segmentations can live in one workspace.
     max_days: process at most this many of each user's days, the most recent first.
@@ -67,7 +68,7 @@ class MemoryConfig:
         the future it predicts was never read). Recorded in the set's lineage.
     """
 
-    mode: Literal["llm", "llm-segment", "extractive"] = "llm"
+    mode: Literal["llm", "llm-segment", "extractive", "actions"] = "llm"
     memory_set: str | None = None
     max_days: int | None = None
     gap_minutes: float = 30.0
@@ -116,7 +117,7 @@ class MemoryConfig:
                 d.pop(k)
         else:
             d.pop("prompt_version")  # the hybrid's prompts are recorded in the lineage's prompt field
-        if self.mode == "extractive":
+        if self.mode in ("extractive", "actions"):
             for k in ("window_steps", "max_retries", "retry_temperature", "max_tokens", "temperature", "seed",
                       "redact", "prompt_version"):
                 d.pop(k)
@@ -124,10 +125,10 @@ class MemoryConfig:
 
     @property
     def uses_llm(self) -> bool:
-        return self.mode != "extractive"
+        return self.mode in ("llm", "llm-segment")
 
 
-MODES = ("llm", "llm-segment", "extractive")
+MODES = ("llm", "llm-segment", "extractive", "actions")
 HYBRID_ONLY = ("split_below", "same_above", "same_intent_threshold", "summary_words")
 
 
@@ -210,7 +211,11 @@ def build_memories(actions: Sequence[Action], config: MemoryConfig, *, embedder:
         steps = make_steps(by_day[day])
         vectors = embedder.encode([s.text for s in steps])
         starts = boundaries(steps, vectors, gap_minutes=config.gap_minutes, min_similarity=config.min_similarity)
-        if config.mode == "extractive":
+        if config.mode == "actions":
+            w = _Window(day, steps, vectors)
+            w.spans = [(i, i + 1, hybrid.step_summary(st), [], "action") for i, st in enumerate(steps)]
+            windows.append(w)
+        elif config.mode == "extractive":
             w = _Window(day, steps, vectors)
             w.spans = [(s, e, extractive_summary(steps[s:e], vectors[s:e]), [], "extractive")
                        for s, e in spans(starts, len(steps))]
