@@ -7,7 +7,7 @@ Usage::
 
 Each workspace is an ingested dataset (``personaminer ingest``; nothing else is needed). For each, ``--days``
 spliced days of each kind (:mod:`personaminer.memories.splicebench`: two users' sessions joined, or one
-user's sessions from days at least 30 days apart, re-timed so no pause shows the join) are segmented
+user's sessions from days at least ``--min-days-apart`` (14) days apart, re-timed so no pause shows the join) are segmented
 by every mode with the same embedder and model, and scored against the known join. Precision assumes a
 session is one intent (a lower bound; see the module). Also reported per mode: actions per memory,
 LLM requests, prompt and completion tokens per action, seconds.
@@ -66,6 +66,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="catalog model or GGUF (default: the catalog default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-users", type=int, default=400)
+    ap.add_argument("--min-days-apart", type=int, default=14, help="days between one user's two sessions")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -79,13 +80,15 @@ def main() -> None:
             cfg.llamacpp.model = args.model
         llm = make_llm(cfg)
     report: dict[str, Any] = {"days_per_kind": args.days, "seed": args.seed, "modes": modes,
+                              "min_days_apart": args.min_days_apart, "max_users": args.max_users,
                               "model": llm.model_id if llm is not None else None, "results": []}
     t0 = time.perf_counter()
     try:
         for spec in args.workspace:
             name, _, path = spec.partition("=")
             with Workspace(path, read_only=True) as ws:
-                sets = {k: make_days(ws, n_days=args.days, kind=k, seed=args.seed, max_users=args.max_users)
+                sets = {k: make_days(ws, n_days=args.days, kind=k, seed=args.seed, max_users=args.max_users,
+                                     min_days_apart=args.min_days_apart)
                         for k in KINDS}
             for kind, days in sets.items():
                 for mode in modes:

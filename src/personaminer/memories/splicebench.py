@@ -125,7 +125,8 @@ def make_days(ws: Workspace, *, n_days: int, kind: str, seed: int = 0, gap_minut
     names = sorted(pool)
     out: list[SplicedDay] = []
     tries = 0
-    while len(out) < n_days and tries < 50 * n_days and len(names) >= 2:
+    need = 2 if kind == "two users" else 1
+    while len(out) < n_days and tries < 50 * n_days and len(names) >= need:
         tries += 1
         if kind == "two users":
             u, v = rng.sample(names, 2)
