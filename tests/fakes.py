@@ -128,7 +128,7 @@ def segmenter(size: int = 2, *, invalid_first: int = 0, always_invalid: bool = F
     return ScriptedLLM({"intent_memories": answer}, model=f"fake-segmenter-{size}", delay=delay, log_path=log_path)
 
 
-_RUNS = re.compile(r"Do (?:steps? (\d+)(?: to (\d+))?) and (?:steps? (\d+)(?: to (\d+))?) serve the same intent")
+_RUNS = re.compile(r"Run A is steps? (\d+)(?: to (\d+))?, ending .*; run B is steps? (\d+)(?: to (\d+))?, starting")
 _LOG_LINE = re.compile(r"^\d+\. (.*)$", re.MULTILINE)
 
 

@@ -212,3 +212,15 @@ def test_actions_mode_is_one_memory_per_step_without_a_model() -> None:
     assert all(m.summary_by == "action" and m.model is None for m in day.memories)
     assert day.memories[0].summary == 'Searched "golf clubs".'
     assert "summary_words" not in MemoryConfig(mode="actions").output_config()
+
+
+def test_blended_decision_uses_similarity_and_answer() -> None:
+    from personaminer.memories.hybrid import is_boundary
+
+    plain = MemoryConfig()
+    assert is_boundary(0.3, 0.4, plain) and not is_boundary(0.3, 0.6, plain)
+    blend = MemoryConfig(boundary_weights=(1.0, -4.0, -1.0))  # boundary when 1 - 4s - logit(p) > 0
+    assert is_boundary(0.1, 0.5, blend)  # low similarity, undecided answer: boundary
+    assert not is_boundary(0.4, 0.5, blend)  # higher similarity: none
+    assert is_boundary(0.4, 0.1, blend)  # ... unless the model says clearly "different"
+    assert "boundary_weights" in MemoryConfig().output_config()

@@ -55,8 +55,12 @@ class MemoryConfig:
     split_below, same_above: (``llm`` mode) a boundary whose embedding similarity is below
         ``split_below`` is certain, one at or above ``same_above`` certainly not a boundary; the
         LLM is asked about those between.
-    same_intent_threshold: (``llm`` mode) an asked boundary stays when P(yes, same intent) is
-        below this.
+    same_intent_threshold: (``llm`` mode, without ``boundary_weights``) an asked boundary stays
+        when P(yes, same intent) is below this.
+    boundary_weights: (``llm`` mode) ``(b0, b1, b2)``: an asked boundary stays when
+        ``b0 + b1 * s + b2 * logit(P(yes))`` is positive (the log-odds of a boundary, from the
+        similarity *s* and the model's answer; fitted on development splices, docs/memories.md).
+        ``None`` decides by the answer alone (``same_intent_threshold``).
     summary_words: (``llm`` mode) at most this many words in an LLM summary.
     max_retries: re-asks (with the error fed back) before a window falls back to extractive.
     retry_temperature: retries sample at this temperature (seed advanced per attempt), since a
@@ -77,6 +81,7 @@ class MemoryConfig:
     split_below: float = 0.1
     same_above: float = 0.6
     same_intent_threshold: float = 0.5
+    boundary_weights: tuple[float, float, float] | None = None
     summary_words: int = 12
     max_retries: int = 2
     retry_temperature: float | None = 0.7
@@ -129,7 +134,7 @@ class MemoryConfig:
 
 
 MODES = ("llm", "llm-segment", "extractive", "actions")
-HYBRID_ONLY = ("split_below", "same_above", "same_intent_threshold", "summary_words")
+HYBRID_ONLY = ("split_below", "same_above", "same_intent_threshold", "boundary_weights", "summary_words")
 
 
 class Segment(BaseModel):

@@ -103,10 +103,18 @@ def _range(a: int, b: int) -> str:
     return f"step {a}" if a == b else f"steps {a} to {b}"
 
 
-def question_text(a: tuple[int, int], b: tuple[int, int]) -> str:
-    """The yes/no question about two runs (1-based inclusive step numbers)."""
-    return (f"Do {_range(*a)} and {_range(*b)} serve the same intent (the same need, task or topic)? "
+def question_text(a: tuple[int, int], b: tuple[int, int], last: str, first: str) -> str:
+    """The yes/no question about two runs (1-based inclusive step numbers), naming the two steps that
+    meet at the boundary (``last`` of run A, ``first`` of run B): the 1.5B model barely tells the
+    runs apart by number alone (docs/memories.md, "Choosing the question")."""
+    return (f"Run A is {_range(*a)}, ending with step {a[1]} ({last}); run B is {_range(*b)}, starting with "
+            f"step {b[0]} ({first}). Do run A and run B serve the same intent (the same need, task or topic)? "
             "Answer Yes or No.")
+
+
+def _plain(step: Step, redact: bool) -> str:
+    """A step as its prompt line without the time, for naming it inside a question."""
+    return render_step(step, redact_text=redact).rsplit(" (at ", 1)[0]
 
 
 @dataclass
@@ -149,7 +157,8 @@ def plan_questions(plan: DayPlan, config: MemoryConfig, redact: bool) -> None:
                 lo, hi = max(0, i - half), min(n, i + half)
             k = candidates.index(i)
             a0, b1 = max(candidates[k - 1], lo), min(candidates[k + 1], hi)
-            text = question_text((a0 - lo + 1, i - lo), (i - lo + 1, b1 - lo))
+            text = question_text((a0 - lo + 1, i - lo), (i - lo + 1, b1 - lo), _plain(plan.steps[i - 1], redact),
+                                 _plain(plan.steps[i], redact))
             plan.questions.append(Question(i, ChatRequest(
                 messages=prompt.messages(n=hi - lo, day=plan.day.isoformat(),
                                          steps=_steps_block(plan.steps[lo:hi], redact), question=text),
@@ -172,12 +181,21 @@ def decide(plan: DayPlan, answers: Sequence[float], config: MemoryConfig) -> Non
                 plan.undecided += 1
                 if plan.proposal.sims[i] < config.min_similarity:
                     starts.append(i)
-            elif p < config.same_intent_threshold:
+            elif is_boundary(plan.proposal.sims[i], p, config):
                 starts.append(i)
     plan.starts = starts
     if plan.undecided:
         plan.usage.notes.append(f"{plan.undecided} boundary question(s) had no readable yes/no answer: "
                                 "decided by the extractive rule")
+
+
+def is_boundary(sim: float, p_yes: float, config: MemoryConfig) -> bool:
+    """The decision on one asked boundary (``p_yes``: P(same intent) read from the answer)."""
+    if config.boundary_weights is None:
+        return p_yes < config.same_intent_threshold
+    b0, b1, b2 = config.boundary_weights
+    p = min(max(p_yes, 1e-4), 1 - 1e-4)
+    return b0 + b1 * sim + b2 * math.log(p / (1 - p)) > 0
 
 
 def step_summary(step: Step) -> str:
