@@ -17,6 +17,8 @@ from personaminer.schema import Action
 from tests.fakes import boundary_runs, hybrid_memories, user_text
 
 T0 = dt.datetime(2006, 3, 1, 9, 0)
+#: A band that asks about the hotels/flights boundary (similarity 0.4), decided by the answer alone.
+ASK = {"split_below": 0.1, "same_above": 0.6, "boundary_weights": None}
 
 
 def act(i: int, text: str, minutes: float, kind: str = "query", user: str = "u") -> Action:
@@ -62,7 +64,7 @@ def test_propose_classes() -> None:
 def test_answers_decide_uncertain_boundaries(same: float, starts: list[int]) -> None:
     actions = day_actions()
     llm = hybrid_memories(same)
-    [day] = build_memories(actions, MemoryConfig(), embedder=TopicEmbedder(), llm=llm)
+    [day] = build_memories(actions, MemoryConfig(**ASK), embedder=TopicEmbedder(), llm=llm)
     got = [[a.action_id for a in actions].index(m.action_ids[0]) for m in day.memories]
     assert got == starts
     assert [aid for m in day.memories for aid in m.action_ids] == [a.action_id for a in actions]
@@ -81,7 +83,7 @@ def test_answers_decide_uncertain_boundaries(same: float, starts: list[int]) -> 
 def test_question_names_the_runs_and_summaries_see_only_their_segment() -> None:
     actions = day_actions()
     llm = hybrid_memories(0.9)
-    build_memories(actions, MemoryConfig(), embedder=TopicEmbedder(), llm=llm)
+    build_memories(actions, MemoryConfig(**ASK), embedder=TopicEmbedder(), llm=llm)
     [q] = [r for r in llm.seen if r.prompt_name == "intent_boundary"]
     a, b = boundary_runs(q)
     assert [x.split('"')[1] for x in a] == ["flights to orlando", "flights cheap"]
@@ -99,7 +101,7 @@ def test_window_questions_share_a_prefix() -> None:
     actions = [act(i, t, i) for i, t in enumerate(texts)]
     emb = TopicEmbedder()
     llm = hybrid_memories(0.9)
-    build_memories(actions, MemoryConfig(split_below=0.0, same_above=0.99), embedder=emb, llm=llm)
+    build_memories(actions, MemoryConfig(split_below=0.0, same_above=0.99, boundary_weights=None), embedder=emb, llm=llm)
     qs = [r for r in llm.seen if r.prompt_name == "intent_boundary"]
     assert len(qs) == 4
     heads = {user_text(r).rsplit("</log>", 1)[0] for r in qs}
@@ -114,7 +116,7 @@ def test_unreadable_answer_falls_back_to_the_extractive_rule() -> None:
 
     llm = hybrid_memories(0.9)
     llm.script["intent_boundary"] = no_logprobs
-    [day] = build_memories(actions, MemoryConfig(min_similarity=0.25), embedder=TopicEmbedder(), llm=llm)
+    [day] = build_memories(actions, MemoryConfig(min_similarity=0.25, **ASK), embedder=TopicEmbedder(), llm=llm)
     # hotels vs flights: similarity 0.4 >= 0.25, so the extractive rule keeps them together
     assert len(day.memories) == 3 and day.status == "repaired" and "no readable yes/no" in (day.note or "")
 
@@ -123,13 +125,13 @@ def test_leaking_or_failed_summary_is_replaced_by_the_extractive_one() -> None:
     actions = day_actions()
     llm = hybrid_memories(0.9, summary=lambda req: "Looked at golf gear." if "golf" in user_text(req) else
                           "Looked at flights and recipes pasta today.")  # "recipes pasta" is another segment's
-    [day] = build_memories(actions, MemoryConfig(), embedder=TopicEmbedder(), llm=llm)
+    [day] = build_memories(actions, MemoryConfig(**ASK), embedder=TopicEmbedder(), llm=llm)
     golf = day.memories[0]
     assert golf.summary_by == "llm" and golf.summary == "Looked at golf gear."
     flights = day.memories[1]
     assert flights.summary_by == "extractive" and "named 1 action(s) of other segments" in (day.note or "")
     llm = hybrid_memories(0.9, summary=lambda req: "x")
-    [day] = build_memories(actions, MemoryConfig(max_retries=1), embedder=TopicEmbedder(), llm=llm)
+    [day] = build_memories(actions, MemoryConfig(max_retries=1, **ASK), embedder=TopicEmbedder(), llm=llm)
     assert all(m.summary_by in ("extractive", "action") for m in day.memories)
     assert "failed after 2 attempt(s)" in (day.note or "")
 
@@ -169,7 +171,7 @@ def test_run_reports_cost_per_action(tmp_path) -> None:  # type: ignore[no-untyp
 
     with Workspace(tmp_path / "ws") as ws:
         add_actions(ws, [("u", a.ts, a.kind, a.text) for a in day_actions()])
-        s = run_memories(ws, ["u"], MemoryConfig(), embedder=TopicEmbedder(), llm=hybrid_memories(0.9),
+        s = run_memories(ws, ["u"], MemoryConfig(**ASK), embedder=TopicEmbedder(), llm=hybrid_memories(0.9),
                          progress=False)
     assert s["questions"] == 1 and s["summaries"] == 2 and s["check"]["ok"]
     assert s["actions"] == 8 and s["memories"] == 3
@@ -189,7 +191,7 @@ def test_faithfulness_cases_and_judge(tmp_path) -> None:  # type: ignore[no-unty
 
     with Workspace(tmp_path / "ws") as ws:
         add_actions(ws, [("u", a.ts, a.kind, a.text) for a in day_actions()])
-        run_memories(ws, ["u"], MemoryConfig(), embedder=TopicEmbedder(), llm=hybrid_memories(0.9, summary=summary),
+        run_memories(ws, ["u"], MemoryConfig(**ASK), embedder=TopicEmbedder(), llm=hybrid_memories(0.9, summary=summary),
                      progress=False)
         items = faithfulness.cases(ws, "llm")
         assert sorted(c.claims[0] for c in items) == ["The user frequently bought flights to orlando.",
@@ -217,7 +219,7 @@ def test_actions_mode_is_one_memory_per_step_without_a_model() -> None:
 def test_blended_decision_uses_similarity_and_answer() -> None:
     from personaminer.memories.hybrid import is_boundary
 
-    plain = MemoryConfig()
+    plain = MemoryConfig(boundary_weights=None)
     assert is_boundary(0.3, 0.4, plain) and not is_boundary(0.3, 0.6, plain)
     blend = MemoryConfig(boundary_weights=(1.0, -4.0, -1.0))  # boundary when 1 - 4s - logit(p) > 0
     assert is_boundary(0.1, 0.5, blend)  # low similarity, undecided answer: boundary

@@ -78,10 +78,10 @@ class MemoryConfig:
     gap_minutes: float = 30.0
     min_similarity: float = 0.25
     window_steps: int = 30
-    split_below: float = 0.1
-    same_above: float = 0.6
+    split_below: float = 0.06
+    same_above: float = 0.27
     same_intent_threshold: float = 0.5
-    boundary_weights: tuple[float, float, float] | None = None
+    boundary_weights: tuple[float, float, float] | None = (0.771, -2.529, -0.554)
     summary_words: int = 12
     max_retries: int = 2
     retry_temperature: float | None = 0.7
