@@ -78,8 +78,8 @@ class MemoryConfig:
     gap_minutes: float = 30.0
     min_similarity: float = 0.25
     window_steps: int = 30
-    split_below: float = 0.06
-    same_above: float = 0.27
+    split_below: float = 0.2
+    same_above: float = 0.32
     same_intent_threshold: float = 0.5
     boundary_weights: tuple[float, float, float] | None = (0.771, -2.529, -0.554)
     summary_words: int = 12
