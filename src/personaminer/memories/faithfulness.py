@@ -71,8 +71,11 @@ def cases(ws: Workspace, memory_set: str, *, max_memories: int | None = None, se
     if max_memories is not None and len(rows) > max_memories:
         rows = sorted(random.Random(seed).sample(rows, max_memories))
     out = []
+    by_user: dict[str, list[Any]] = {}  # each user's actions read once, not once per memory
     for mid, uid, day, summary, action_ids in rows:
-        day_actions = [a for a in ws.user_actions(uid) if a.ts.date() == day]
+        if uid not in by_user:
+            by_user[uid] = ws.user_actions(uid)
+        day_actions = [a for a in by_user[uid] if a.ts.date() == day]
         mine = set(action_ids)
         inside = [a for a in day_actions if a.action_id in mine]
         outside = [a for a in day_actions if a.action_id not in mine]
