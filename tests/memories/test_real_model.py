@@ -128,7 +128,7 @@ def test_real_merrec_day(merrec_csv: Path, embedder, llm, tmp_path: Path, mode: 
         if mode == "llm-segment":
             actions = ws.user_actions("211")  # 8 actions on 4 days
         else:  # user 211's days are one-step sessions, which the hybrid summarizes without the LLM
-            actions = _short_day(ws.user_actions("213"), lo=5, hi=20, embedder=embedder)
+            actions = _short_day(ws.user_actions("213"), lo=2, hi=40, embedder=embedder)
     results = build_memories(actions, MemoryConfig(mode=mode), embedder=embedder, llm=llm)  # type: ignore[arg-type]
     for day in results:
         ids = [aid for m in day.memories for aid in m.action_ids]
