@@ -26,28 +26,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from personaminer import Workspace
 from personaminer.embed import MiniLMEmbedder
 from personaminer.memories import MemoryConfig, run_memories
 from personaminer.personas import PersonaConfig, run_personas
 from personaminer.quality import QualityConfig, WorkspaceData, score_set
+from personaminer.stats import mean_se
 
 TERMS = ("final", "cohesion", "alignment", "truthfulness", "specificity", "distinctness", "abstraction")
-
-
-def _mean(xs: list[float]) -> str:
-    xs = [x for x in xs if not math.isnan(x)]
-    if not xs:
-        return "-"
-    se = np.std(xs, ddof=1) / math.sqrt(len(xs)) if len(xs) > 1 else 0.0
-    return f"{np.mean(xs):.3f} ± {se:.3f}"
 
 
 def main() -> None:
@@ -121,7 +111,7 @@ def main() -> None:
                 apm = r["actions"] / r["memories"] if r["memories"] else 0.0
                 mt = (r["memory_prompt_tokens"] + r["memory_completion_tokens"]) / n
                 pt = (r["persona_prompt_tokens"] + r["persona_completion_tokens"]) / n
-                cells = [_mean([s[t] for s in r["scores"]]) for t in TERMS]
+                cells = [mean_se([s[t] for s in r["scores"]]) for t in TERMS]
                 print(f"| {mode} | {r['memories']} | {apm:.2f} | {mt:,.0f} | {pt:,.0f} | "
                       f"{'ok' if r['coverage_ok'] else 'FAILED'} | {len(r['scores'])} | " + " | ".join(cells) + " |")
             report["results"][name] = {"users": users, "rows": rows}

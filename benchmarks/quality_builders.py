@@ -31,17 +31,10 @@ import numpy as np
 from personaminer import Workspace
 from personaminer.embed import MiniLMEmbedder
 from personaminer.quality import QualityConfig, WorkspaceData, score_set
+from personaminer.stats import mean_se
 
 TERMS = ("cohesion", "alignment", "truthfulness", "specificity", "distinctness", "abstraction")
 PREVIOUS = ("cohesion", "alignment_raw", "truthfulness")  # alignment before the chance correction
-
-
-def _mean(xs: list[float]) -> str:
-    xs = [x for x in xs if not math.isnan(x)]
-    if not xs:
-        return "-"
-    se = np.std(xs, ddof=1) / math.sqrt(len(xs)) if len(xs) > 1 else 0.0
-    return f"{np.mean(xs):.3f} ± {se:.3f}"
 
 
 def main() -> None:
@@ -97,7 +90,7 @@ def main() -> None:
         print("|---|---|---|---|" + "---|" * len(TERMS) + "---|---|")
         for b in builders:
             vals = list(scores[b].values())
-            cells = [_mean([v[t] for v in vals]) for t in ("previous_final", "final", *TERMS)]
+            cells = [mean_se([v[t] for v in vals]) for t in ("previous_final", "final", *TERMS)]
             print(f"| {b} | {len(vals)} / {failed[b]} | " + " | ".join(cells)
                   + f" | {sum(v['guarded_claims'] for v in vals):.0f} | {sum(v['copied_personas'] for v in vals):.0f} |")
         print("\nPer user, builders from best to worst (failed sets last), previous -> current:\n")

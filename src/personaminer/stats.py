@@ -27,3 +27,12 @@ def mean(xs: Iterable[float | None], digits: int | None = None) -> float | None:
     """The mean of the values that are neither None nor NaN (None when there are none), optionally rounded."""
     m = describe(xs)["mean"]
     return None if m is None else (round(float(m), digits) if digits is not None else float(m))
+
+
+def mean_se(xs: Iterable[float | None], digits: int = 3) -> str:
+    """``"mean ± se"`` for a report table over the values that are neither None nor NaN (se 0 for one
+    value), or ``"-"`` when there are none."""
+    d = describe(xs)
+    if d["mean"] is None:
+        return "-"
+    return f"{d['mean']:.{digits}f} ± {d['se'] or 0.0:.{digits}f}"
