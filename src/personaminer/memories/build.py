@@ -453,6 +453,18 @@ def _split_gaps(w: _Window, config: MemoryConfig) -> list[tuple[int, int, str, l
     return out
 
 
+def _memory(config: MemoryConfig, user_id: str, day: dt.date, position: int, steps: list[Step], summary: str,
+            topics: list[str], by: str, *, model: str | None, prompt: str | None, redact: bool) -> IntentMemory:
+    """One memory over consecutive steps: the one place its id, span and lineage are set, for every mode."""
+    memory_set = config.memory_set or config.mode
+    ids = [aid for st in steps for aid in st.action_ids]
+    return IntentMemory(
+        memory_id=memory_id(memory_set, user_id, ids), memory_set=memory_set, user_id=user_id, day=day,
+        position=position, start_ts=steps[0].first.ts, end_ts=steps[-1].actions[-1].ts, action_ids=ids,
+        summary=summary, topics=topics, mode=config.mode, summary_by=by, model=model, prompt=prompt,
+        redacted=redact)
+
+
 def _assemble(user_id: str, todo: list[dt.date], by_day: dict[dt.date, list[Action]], windows: list[_Window],
               config: MemoryConfig, llm: LLM | None, redact: bool) -> list[DayResult]:
     model = llm.model_id if (llm is not None and config.uses_llm) else None
@@ -469,14 +481,8 @@ def _assemble(user_id: str, todo: list[dt.date], by_day: dict[dt.date, list[Acti
             final_spans = _split_gaps(w, config)  # may add notes
             notes.extend(w.usage.notes)
             for start, end, summary, topics, by in final_spans:
-                steps = w.steps[start:end]
-                ids = [aid for s in steps for aid in s.action_ids]
-                memories.append(IntentMemory(
-                    memory_id=memory_id(config.memory_set or config.mode, user_id, ids),
-                    memory_set=config.memory_set or config.mode, user_id=user_id, day=day,
-                    position=len(memories), start_ts=steps[0].first.ts, end_ts=steps[-1].actions[-1].ts,
-                    action_ids=ids, summary=summary, topics=topics, mode=config.mode, summary_by=by,
-                    model=model, prompt=prompt, redacted=redact))
+                memories.append(_memory(config, user_id, day, len(memories), w.steps[start:end], summary, topics,
+                                        by, model=model, prompt=prompt, redact=redact))
         failed = any(w.failed for w in ws)
         repaired = any(w.usage.notes for w in ws)
         results.append(DayResult(
@@ -505,13 +511,8 @@ def _hybrid(user_id: str, todo: list[dt.date], by_day: dict[dt.date, list[Action
     for plan in plans:
         memories = []
         for start, end, summary, topics, by in plan.spans:
-            steps = plan.steps[start:end]
-            ids = [aid for st in steps for aid in st.action_ids]
-            memories.append(IntentMemory(
-                memory_id=memory_id(str(config.memory_set), user_id, ids), memory_set=str(config.memory_set),
-                user_id=user_id, day=plan.day, position=len(memories), start_ts=steps[0].first.ts,
-                end_ts=steps[-1].actions[-1].ts, action_ids=ids, summary=summary, topics=topics, mode=config.mode,
-                summary_by=by, model=llm.model_id, prompt=prompt, redacted=redact))
+            memories.append(_memory(config, user_id, plan.day, len(memories), plan.steps[start:end], summary,
+                                    topics, by, model=llm.model_id, prompt=prompt, redact=redact))
         u = plan.usage
         results.append(DayResult(
             user_id=user_id, day=plan.day, n_actions=len(by_day[plan.day]), memories=memories,
