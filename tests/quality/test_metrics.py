@@ -93,20 +93,37 @@ def test_specificity_by_hand() -> None:
 
 
 def test_distinctness_by_hand() -> None:
-    from personaminer.quality.metrics import Distinctness
+    from personaminer.quality.metrics import Distinctness, label_confusion
 
     x = np.eye(4)
     ctx = _ctx([[0, 1], [2, 3]], x)
-    ctx.label_vectors = np.array([[1, 0], [0, 1]], dtype=float)
-    ctx.description_vectors = np.array([[1, 0], [0.6, 0.8]], dtype=float)  # cos 0.6: a little alike
-    values, _ = Distinctness().score(ctx)
+    ctx.label_vectors = np.array([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=float) / np.sqrt(2)  # each points at its own
+    ctx.description_vectors = np.array([[1, 0, 0, 0], [0.6, 0.8, 0, 0]], dtype=float)  # cos 0.6: a little alike
+    assert label_confusion(ctx, 0, 1) == pytest.approx(0.0)
+    values, per = Distinctness().score(ctx)
     assert values["max_likeness"] == pytest.approx(0.6) and values["distinctness"] == pytest.approx(0.8)
-    ctx.description_vectors = np.array([[1, 0], [0, 1]], dtype=float)
+    assert per["p0"]["distinctness"] == per["p1"]["distinctness"] == pytest.approx(0.8)
+    ctx.description_vectors = np.eye(2, 4)
     assert Distinctness().score(ctx)[0]["distinctness"] == pytest.approx(1.0)
-    ctx.personas[1].evidence = ["m0", "m1"]  # the same evidence: a copy
+    # two different words (cos 0) that fit the user's memories alike: neither tells the evidence apart
+    ctx.label_vectors = np.array([[1, 1, 1, 1], [1, -1, 1, -1]], dtype=float) / 2
+    assert label_confusion(ctx, 0, 1) == pytest.approx(1.0)
     assert Distinctness().score(ctx)[0]["distinctness"] == pytest.approx(0.0)
+    # labels that point at each other's evidence are worse than chance: still capped at 1
+    ctx.label_vectors = np.array([[0, 0, 1, 0], [1, 0, 0, 0]], dtype=float)
+    assert label_confusion(ctx, 0, 1) == pytest.approx(1.0)
+    ctx.label_vectors = np.array([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=float) / np.sqrt(2)
+    ctx.personas[1].evidence = ["m0", "m1"]  # the same evidence: a copy
+    assert math.isnan(label_confusion(ctx, 0, 1))  # no evidence of its own to tell apart
+    assert Distinctness().score(ctx)[0]["distinctness"] == pytest.approx(0.0)
+    # the mean over personas: one copied pair in a set of three costs two thirds, not everything
+    three = _ctx([[0], [1, 2], [1, 2]], x)
+    three.label_vectors = three.description_vectors = np.eye(3, 4)
+    values, per = Distinctness().score(three)
+    assert values["distinctness"] == pytest.approx(1 / 3) and values["max_likeness"] == pytest.approx(1.0)
+    assert per["p0"]["distinctness"] == pytest.approx(1.0) and per["p2"]["distinctness"] == pytest.approx(0.0)
     one = _ctx([[0, 1, 2, 3]], x)
-    one.label_vectors = one.description_vectors = np.array([[1.0, 0.0]])
+    one.label_vectors = one.description_vectors = np.array([[1.0, 0.0, 0.0, 0.0]])
     assert Distinctness().score(one)[0] == {"distinctness": 1.0, "max_likeness": 0.0}
 
 

@@ -216,16 +216,46 @@ class Specificity(Metric):
 DISTINCT_FROM = 0.5
 
 
+def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(score of a positive > score of a negative), ties counting one half."""
+    return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
+
+
+def label_confusion(ctx: SetContext, i: int, j: int) -> float:
+    """How little the labels of personas i and j tell their evidence apart, in [0, 1] (NaN when
+    either persona has no evidence of its own).
+
+    With d(m) = cos(label_i, m) - cos(label_j, m) over the memories only i cites (E_i minus E_j)
+    and those only j cites, AUC is the chance that d ranks a memory of i's above one of j's;
+    confusion = min(1, 2 (1 - AUC)): 0 when each label prefers its own evidence every time, 0.5 at
+    AUC 0.75, and 1 at chance (two labels that fit everything alike, such as "search" and
+    "shopping", or the same word twice) or worse.
+    """
+    if ctx.label_vectors is None:
+        return math.nan
+    idx = ctx.index()
+    a, b = set(ctx.personas[i].evidence), set(ctx.personas[j].evidence)
+    only_a = [idx[e] for e in sorted(a - b) if e in idx]
+    only_b = [idx[e] for e in sorted(b - a) if e in idx]
+    if not only_a or not only_b:
+        return math.nan
+    d = ctx.memory_vectors @ (ctx.label_vectors[i] - ctx.label_vectors[j])
+    return min(1.0, 2.0 * (1.0 - _auc(d[only_a], d[only_b])))
+
+
 @register
 class Distinctness(Metric):
     """Are the set's personas different facets, not one facet said several times?
 
     For each pair of personas, their likeness is the highest of: the cosine similarity of their
-    labels, of their descriptions, and the Jaccard overlap of their evidence. With s the highest
-    likeness in the set, distinctness = 1 - max(0, (s - 0.5) / 0.5): pairs up to 0.5 alike cost
-    nothing, a copied persona (s = 1) costs everything. One persona is trivially distinct (1.0);
-    a set that merged everything into it is caught by cohesion, alignment and specificity.
-    ``max_likeness`` (s) is reported beside it.
+    labels, of their descriptions, the Jaccard overlap of their evidence, and their
+    :func:`label_confusion` (whether the labels tell the two evidence sets apart). Each persona's
+    likeness s_p is its highest likeness to another persona of the set, its distinctness
+    1 - max(0, (s_p - 0.5) / 0.5) (up to 0.5 alike costs nothing, a copy costs everything), and
+    the set's distinctness is the mean over its personas: the share of the set that is a facet of
+    its own. One persona is trivially distinct (1.0); a set that merged everything into it is
+    caught by cohesion, alignment and specificity. ``max_likeness`` (the highest s_p) is reported
+    beside it.
     """
 
     name = "distinctness"
@@ -238,14 +268,20 @@ class Distinctness(Metric):
             return {"distinctness": 1.0, "max_likeness": 0.0}, {}
         lab = ctx.label_vectors @ ctx.label_vectors.T
         desc = ctx.description_vectors @ ctx.description_vectors.T
-        worst = 0.0
+        like = np.zeros((n, n))
         for i in range(n):
             for j in range(i + 1, n):
                 a, b = set(ctx.personas[i].evidence), set(ctx.personas[j].evidence)
                 jac = len(a & b) / len(a | b) if a | b else 0.0
-                worst = max(worst, float(lab[i, j]), float(desc[i, j]), jac)
-        value = 1.0 - max(0.0, (min(worst, 1.0) - DISTINCT_FROM) / (1 - DISTINCT_FROM))
-        return {"distinctness": value, "max_likeness": worst}, {}
+                conf = label_confusion(ctx, i, j)
+                like[i, j] = like[j, i] = max(float(lab[i, j]), float(desc[i, j]), jac,
+                                              0.0 if math.isnan(conf) else conf)
+        np.fill_diagonal(like, -np.inf)
+        worst = np.minimum(like.max(axis=1), 1.0)
+        values = 1.0 - np.maximum(0.0, (worst - DISTINCT_FROM) / (1 - DISTINCT_FROM))
+        per = {p.persona_id: {"distinctness": float(v), "likeness": float(w)}
+               for p, v, w in zip(ctx.personas, values, worst, strict=True)}
+        return {"distinctness": float(values.mean()), "max_likeness": float(worst.max())}, per
 
 
 _WORD = re.compile(r"\w+")

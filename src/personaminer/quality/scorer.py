@@ -222,7 +222,7 @@ def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm
 
 
 #: The scorer's code version, part of every score config's fingerprint.
-CODE = "scores/2"
+CODE = "scores/3"
 
 
 def score_output(config: QualityConfig, *, embedder: Embedder, llm: LLM | None) -> lineage.Output:
