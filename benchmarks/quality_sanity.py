@@ -121,8 +121,11 @@ def main() -> None:
         failures += not ok
         report["checks"][kind] = {"below_real": below, "ok": ok}  # type: ignore[index]
         print(f"hack {kind}: final below the real set for {below}/{n_users}" + ("" if ok else "  FAILED"))
-    report["means"] = {k: {t: float(np.nanmean([v.get(t, math.nan) for v in vals])) for t in TERMS}
-                       for k, vals in rows.items()}
+    def _mean(xs: list[float]) -> float | None:
+        xs = [x for x in xs if not math.isnan(x)]
+        return float(np.mean(xs)) if xs else None  # None: not measured (distinctness of one persona)
+
+    report["means"] = {k: {t: _mean([v.get(t, math.nan) for v in vals]) for t in TERMS} for k, vals in rows.items()}
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
     if llm is not None:

@@ -253,8 +253,10 @@ class Distinctness(Metric):
     likeness s_p is its highest likeness to another persona of the set, its distinctness
     1 - max(0, (s_p - 0.5) / 0.5) (up to 0.5 alike costs nothing, a copy costs everything), and
     the set's distinctness is the mean over its personas: the share of the set that is a facet of
-    its own. One persona is trivially distinct (1.0); a set that merged everything into it is
-    caught by cohesion, alignment and specificity. ``max_likeness`` (the highest s_p) is reported
+    its own. A set of one persona has no pair to compare: distinctness is NaN, left out of final
+    like any term that cannot be computed (a free 1.0 made "one persona for everything" a
+    reward hack); a set that merged everything into one persona is caught by cohesion,
+    alignment and specificity. ``max_likeness`` (the highest s_p) is reported
     beside it.
     """
 
@@ -265,7 +267,7 @@ class Distinctness(Metric):
         if ctx.label_vectors is None or ctx.description_vectors is None:
             return {"distinctness": math.nan}, {}
         if n < 2:
-            return {"distinctness": 1.0, "max_likeness": 0.0}, {}
+            return {"distinctness": math.nan, "max_likeness": math.nan}, {}
         lab = ctx.label_vectors @ ctx.label_vectors.T
         desc = ctx.description_vectors @ ctx.description_vectors.T
         like = np.zeros((n, n))
