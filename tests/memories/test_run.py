@@ -83,3 +83,35 @@ def test_sigkill_then_resume_equals_uninterrupted_run(aol_copy: Path, aol_worksp
     assert calls_before > 0
     with Workspace(aol_copy, read_only=True) as ws:
         assert verify_memories(ws, "llm-segment")["ok"]
+
+
+def test_memories_report_totals_and_shared_days(aol_copy: Path, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``benchmarks/memories_report.py`` sums what the runs stored, and ``--versus`` restricts both
+    sets to the user-days both built."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "memories_report.py"
+    spec = importlib.util.spec_from_file_location("memories_report", path)
+    assert spec is not None and spec.loader is not None
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    users = sample_users(aol_copy, 3)
+    llm = CachedLLM(segmenter(size=3), LLMCache(tmp_path / "cache.sqlite"))
+    with Workspace(aol_copy) as ws:
+        ext = run_memories(ws, users, MemoryConfig(mode="extractive", max_days=2), embedder=embedder, llm=None,
+                           progress=False)
+        seg = run_memories(ws, users, MemoryConfig(mode="llm-segment", max_days=1), embedder=embedder, llm=llm,
+                           progress=False)
+        e, s = report.set_stats(ws, "extractive"), report.set_stats(ws, "llm-segment")
+        assert (e["users"], e["days"], e["memories"]) == (3, 6, ext["memories"]) and e["completion_tokens"] == 0
+        assert e["actions"] == ext["actions"] and e["llm_summaries"] == 0
+        assert s["days"] == 3 and s["completion_tokens"] == seg["completion_tokens"] > 0
+        shared = report.set_stats(ws, "extractive", on_days_of="llm-segment")
+        assert shared["days"] == 3 and shared["actions"] == s["actions"] < e["actions"]
+    out = subprocess.run([sys.executable, str(path), "--workspace", f"aol={aol_copy}", "--versus",
+                          "llm-segment:extractive", "--out", str(tmp_path / "r.json")],
+                         check=True, capture_output=True, text=True).stdout
+    assert "| aol | extractive | 3 | 6 |" in out and "| ok |" in out
+    assert "completion tokens per action, llm-segment / extractive = -" in out  # extractive spends none
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["aol"]["llm-segment vs extractive"]["a"]["days"] == 3
