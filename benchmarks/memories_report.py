@@ -71,6 +71,7 @@ def _fmt(x: Any, digits: int = 2) -> str:
 
 HEADER = ("| dataset | memory set | users | user-days | actions | memories | actions/memory | LLM summaries | "
           "prompt tok/user | completion tok/user | completion tok/action | repaired/fallback days | coverage |")
+SEPARATOR = "|" + "---|" * (HEADER.count(" | ") + 1)
 
 
 def row(dataset: str, s: dict[str, Any], label: str | None = None) -> str:
@@ -90,7 +91,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     report: dict[str, Any] = {}
-    lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
+    lines = [HEADER, SEPARATOR]
     pairs = []
     for spec in args.workspace:
         name, _, path = spec.partition("=")
@@ -116,7 +117,7 @@ def main() -> None:
     print("\n".join(lines))
     if pairs:
         print("\nOn the user-days both sets built:\n")
-        print("\n".join([HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]))
+        print("\n".join([HEADER, SEPARATOR]))
         for name, a, b, sa, sb, _ in pairs:
             print(row(name, sa, f"{a} (days of {b})"))
             print(row(name, sb, f"{b} (days of {a})"))

@@ -24,12 +24,11 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
-
 from personaminer import Workspace
 from personaminer.embed import MiniLMEmbedder
 from personaminer.quality import QualityConfig, WorkspaceData, score_set
 from personaminer.quality.sanity import DEGRADATIONS, HACKS, degrade, hacks
+from personaminer.stats import mean
 
 TERMS = ("final", "cohesion", "alignment", "truthfulness", "specificity", "distinctness", "abstraction",
          "mean_p_yes")
@@ -97,12 +96,12 @@ def main() -> None:
     for kind, vals in rows.items():
         cells = []
         for t in TERMS:
-            xs = [v[t] for v in vals if not math.isnan(v.get(t, math.nan))]
-            mean = f"{np.mean(xs):.3f}" if xs else "-"
+            m = mean([v.get(t) for v in vals])
+            cell = "-" if m is None else f"{m:.3f}"
             if kind != "original":
                 drops = sum(_lower(o, b, t) for o, b in zip(rows["original"], vals, strict=True))
-                mean += f" ({drops}/{len(vals)} lower)"
-            cells.append(mean)
+                cell += f" ({drops}/{len(vals)} lower)"
+            cells.append(cell)
         print(f"| {kind} | " + " | ".join(cells) + " |")
     print()
     failures = 0
@@ -121,11 +120,8 @@ def main() -> None:
         failures += not ok
         report["checks"][kind] = {"below_real": below, "ok": ok}  # type: ignore[index]
         print(f"hack {kind}: final below the real set for {below}/{n_users}" + ("" if ok else "  FAILED"))
-    def _mean(xs: list[float]) -> float | None:
-        xs = [x for x in xs if not math.isnan(x)]
-        return float(np.mean(xs)) if xs else None  # None: not measured (distinctness of one persona)
-
-    report["means"] = {k: {t: _mean([v.get(t, math.nan) for v in vals]) for t in TERMS} for k, vals in rows.items()}
+    # None: not measured (the distinctness of a one-persona set)
+    report["means"] = {k: {t: mean([v.get(t) for v in vals]) for t in TERMS} for k, vals in rows.items()}
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
     if llm is not None:
