@@ -37,3 +37,16 @@ def test_score_set_judges_the_decomposed_claims() -> None:
     sentences, _, v2 = score_set(ctx, QualityConfig(), embedder=None, llm=llm,  # type: ignore[arg-type]
                                  memory_text={m: m for m in ctx.memory_ids})
     assert [v["claim"] for v in v2][:1] == ["Plays golf and tennis."] and "claim_split_failures" not in sentences
+
+
+def test_the_label_does_not_choose_the_evidence_the_judge_reads() -> None:
+    """The judge is shown the ``max_evidence`` memories closest to the description; the label (here
+    pointing at another memory) must not change them."""
+    vecs = np.eye(3)
+    for label_vec in (np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0])):
+        ctx = SetContext("s", "u", [PersonaView("p0", "Anything", "Plays golf.", ["m0", "m1", "m2"])],
+                         ["m0", "m1", "m2"], vecs, (0.9 * label_vec + 0.4 * vecs[0])[None, :], np.zeros((0, 3)),
+                         label_vectors=label_vec[None, :], description_vectors=vecs[:1])
+        _, _, verdicts = score_set(ctx, QualityConfig(max_evidence=1), embedder=None,  # type: ignore[arg-type]
+                                   llm=claim_splitter({}), memory_text={m: m for m in ctx.memory_ids})
+        assert [v["evidence"] for v in verdicts] == [["m0"]]

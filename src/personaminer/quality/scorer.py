@@ -48,7 +48,8 @@ class QualityConfig:
     reference_size, seed: the fixed seeded sample of other users' memories (the background of
         specificity, and what one-persona sets are contrasted with in cohesion's b(m)).
     max_evidence: at most this many evidence memories shown to the judge per persona (the
-        most similar to the persona's text).
+        most similar to the persona's description; the label plays no part, so a new label
+        cannot change what the judge reads).
     claims: how a description becomes atomic claims: ``sentences`` (default, no LLM) or
         ``llm`` (an LLM rewrites it as one-fact claims, :func:`decompose_claims`; a description
         whose decomposition stays invalid after the retries falls back to its sentences, counted
@@ -159,9 +160,11 @@ def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm
     else:
         claims = {p.persona_id: split_claims(p.description) for p in ctx.personas}
     evidence: dict[str, list[str]] = {}
+    # The shown evidence is chosen by the description alone: a label must not decide what the judge reads.
+    ranker = ctx.description_vectors if ctx.description_vectors is not None else ctx.persona_vectors
     for k, p in enumerate(ctx.personas):
         ids = [e for e in p.evidence if e in idx]
-        sims = ctx.memory_vectors[[idx[e] for e in ids]] @ ctx.persona_vectors[k] if ids else np.zeros(0)
+        sims = ctx.memory_vectors[[idx[e] for e in ids]] @ ranker[k] if ids else np.zeros(0)
         evidence[p.persona_id] = [ids[i] for i in np.argsort(-sims, kind="stable")[: config.max_evidence]]
     verdicts: list[dict[str, Any]] = []
     if config.judge == "llm":
@@ -222,7 +225,7 @@ def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm
 
 
 #: The scorer's code version, part of every score config's fingerprint.
-CODE = "scores/3"
+CODE = "scores/4"
 
 
 def score_output(config: QualityConfig, *, embedder: Embedder, llm: LLM | None) -> lineage.Output:
