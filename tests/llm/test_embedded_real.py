@@ -115,3 +115,37 @@ def test_judge_prefers_supported_claims(engine: str, judge_model: JudgeModel) ->
     finally:
         llm.close()
     assert_judge_separates(scores, judge_model.strict)
+
+
+def test_persona_grammar_holds_on_real_memories(small_llm: LLM) -> None:
+    """The persona model's grammar (prompt v3): evidence numbers in 1..n, increasing, hence unique; the
+    persona count within bounds; labels of 1 to 6 words. The small model at temperature 1 is the
+    hardest case (without the grammar it copied placeholders and cited memories that do not exist)."""
+    import datetime as dt
+
+    from personaminer.personas.base import MemoryItem, PersonaConfig, numbered
+    from personaminer.personas.model import model_schema, persona_grammar
+    from personaminer.prompts import load_prompt
+
+    queries = aol_queries("678360", None, 9)
+    items = [MemoryItem(f"m{i}", dt.date(2006, 3, 1 + i), f"Searched {q!r}.") for i, q in enumerate(queries)]
+    n, cfg = len(items), PersonaConfig(min_personas=2, max_personas=3)
+    prompt = load_prompt("persona_model", "3")
+    ask = ChatRequest(messages=prompt.messages(n=n, memories=numbered(items), min_personas=2, max_personas=3,
+                                               overlap_rule="each memory supports at most one persona"),
+                      json_schema=model_schema(n, 3, 2), grammar=persona_grammar(n, 3, 2), max_tokens=700,
+                      temperature=1.0)
+    finished = 0
+    for seed in range(3):
+        [res] = small_llm.generate([ask.model_copy(update={"seed": seed})])
+        assert res.ok, res.error
+        if res.completion_tokens >= ask.max_tokens:  # cut by max_tokens: the grammar cannot stop a long text
+            continue
+        finished += 1
+        personas = json.loads(res.text)["personas"]
+        assert 2 <= len(personas) <= cfg.max_personas, res.text
+        for p in personas:
+            assert p["evidence"] == sorted(set(p["evidence"])) and set(p["evidence"]) <= set(range(1, n + 1)), res.text
+            assert 1 <= len(p["label"].split()) <= 6 and not p["label"][0].isdigit(), res.text
+        assert res.text.lstrip().startswith('{') and res.text.index('"evidence"') < res.text.index('"label"')
+    assert finished >= 1, "every sample ran to max_tokens"

@@ -23,6 +23,27 @@ def _draft(*evidence: list[int], labels: list[str] | None = None) -> PersonaSetD
                                      for lb, e in zip(labels, evidence, strict=True)])
 
 
+def test_persona_grammar_and_the_evidence_first_completion() -> None:
+    from personaminer.personas.model import grammar_text, persona_grammar, render_completion
+    from personaminer.prompts import load_prompt
+
+    g = persona_grammar(4, 3, 2)
+    rules = dict(line.split(" ::= ", 1) for line in g.strip().splitlines())
+    assert rules["ev"] == "e1 | e2 | e3 | e4"  # numbers 1..4 only
+    assert rules["e2"] == '"2" ("," " "? (e3 | e4))?' and rules["e4"] == '"4"'  # only larger numbers follow
+    assert '("," sp persona){1,2}' in rules["root"]  # 2 to 3 personas
+    assert rules["persona"].index("evidence") < rules["persona"].index("label") < rules["persona"].index("description")
+    assert "persona){" not in persona_grammar(3, 1, 1)  # exactly one persona
+    with pytest.raises(ValueError):
+        persona_grammar(0, 3, 1)
+    assert '"..."' not in load_prompt("persona_model").user  # no placeholder to copy
+    shown = [MemoryItem(f"m{i}", __import__("datetime").date(2024, 1, 1 + i), f"summary {i}") for i in range(3)]
+    out = json.loads(render_completion([("Golf  fan", 'Says "hi"\\ often.', ["m2", "m0", "mX"])], shown))  # type: ignore[arg-type]
+    assert list(out["personas"][0]) == ["evidence", "label", "description"]
+    assert out["personas"][0] == {"evidence": [1, 3], "label": "Golf fan", "description": "Says 'hi' often."}
+    assert grammar_text("a " * 100, 80).count("a") == 80
+
+
 def test_validate_draft_rules() -> None:
     cfg = PersonaConfig(max_personas=3)
     personas, repairs = validate_draft(_draft([1, 2, 2], [3]), 4, cfg)
@@ -112,6 +133,13 @@ def test_builders_store_checked_sets(ws_copy: tuple[Path, list[str]], embedder, 
         assert all(len(r[1]) >= 1 for r in rows) and len(rows) == len(users)
     else:
         assert len(rows) >= len(users)
+    if builder == "model":  # the evidence-first answer format: a grammar and an enum schema per request
+        asked = [r for r in llm.seen if r.prompt_name == "persona_model"]
+        assert asked and all(r.grammar and r.prompt_version == "3" for r in asked)
+        n = int(asked[0].grammar.split("ev ::= ")[1].splitlines()[0].split(" | ")[-1][1:])  # type: ignore[union-attr]
+        ev = asked[0].json_schema["properties"]["personas"]["items"]["properties"]["evidence"]  # type: ignore[index]
+        assert ev["items"]["enum"] == list(range(1, n + 1)) and ev["uniqueItems"] is True
+        assert f"numbered 1 to {n}" in asked[0].messages[-1]["content"]
 
 
 def test_invented_memory_number_is_never_stored(ws_copy: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,25 @@ This is the model that training (groupwise DPO) improves. Its answer is validate
 numbers must exist, personas need evidence, a memory supports one persona unless
 ``allow_shared_evidence``, duplicates are merged. Invalid answers are asked again with the
 error; a set that stays invalid is stored as ``failed`` with the raw text, never as personas.
+
+The answer format (prompt ``persona_model.v3``) is written so that a small model can write it:
+
+* **evidence before text**: each persona is ``{"evidence": [...], "label": ..., "description":
+  ...}``, so the model chooses the memories first and then describes them;
+* **a grammar per request** (:func:`persona_grammar`, GBNF, honoured by the llama.cpp engines
+  and servers) allows only numbers ``1..n``, in strictly increasing order (so unique within a
+  persona), ``min_personas..max_personas`` personas, a label of 1 to 6 words (the first
+  character not a digit or ASCII punctuation: SmolLM2 labelled personas "1", "3") and a description
+  of 4 to 80 words made of characters that need no JSON escape. llama.cpp's JSON-schema
+  grammar does not enforce an integer ``maximum``, hence the hand-written grammar; the request
+  also carries the JSON schema (:func:`model_schema`: an ``enum`` of the numbers,
+  ``uniqueItems``) for servers that ignore grammars;
+* **no literal format line** in the prompt: the small models copied its ``"..."``
+  placeholders (530 of SmolLM2's 640 training samples were invalid, mostly that way).
+
+What a grammar cannot say (a memory cited by two personas) is left to :func:`validate_draft`.
+Stored sets are format-free rows; an answer in the old order (label, description, evidence)
+parses the same way.
 """
 
 from __future__ import annotations
@@ -43,17 +62,63 @@ class PersonaSetDraft(BaseModel):
 
 
 def model_schema(n: int, max_personas: int, min_personas: int = 1) -> dict:
-    """JSON schema for the model (no string-length limits: they slow llama.cpp's grammar).
+    """JSON schema of the answer, evidence first (no string-length limits: they slow llama.cpp's
+    grammar). The evidence numbers are an ``enum`` of ``1..n`` (llama.cpp's schema grammar ignores an
+    integer ``maximum``) and ``uniqueItems``.
 
     ``minItems`` on the personas carries ``min_personas``: left free, the 1.5B default model
     wrote 1.1 personas per set on 20 real AOL users, whatever the prompt asked."""
     persona = {"type": "object", "properties": {
-        "label": {"type": "string"}, "description": {"type": "string"},
-        "evidence": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": n}, "minItems": 1}},
-        "required": ["label", "description", "evidence"]}
+        "evidence": {"type": "array", "items": {"type": "integer", "enum": list(range(1, n + 1))},
+                     "minItems": 1, "uniqueItems": True},
+        "label": {"type": "string"}, "description": {"type": "string"}},
+        "required": ["evidence", "label", "description"]}
     return {"type": "object", "properties": {"personas": {"type": "array", "items": persona,
                                                           "minItems": max(1, min(min_personas, max_personas)),
                                                           "maxItems": max_personas}}, "required": ["personas"]}
+
+
+#: Bounds the grammar puts on a persona's text, in words (a word: 1 to ``WORD_CHARS`` characters
+#: other than space, quote, backslash and control characters).
+LABEL_WORDS = (1, 6)
+DESCRIPTION_WORDS = (4, 80)
+WORD_CHARS = 40
+
+
+def grammar_text(text: str, max_words: int) -> str:
+    """``text`` as :func:`persona_grammar` lets the model write it: double quotes become single
+    ones, backslashes and control characters spaces, words longer than ``WORD_CHARS`` are cut,
+    and at most ``max_words`` words are kept."""
+    text = text.replace('"', "'").replace("\\", " ")
+    words = ["".join(c if c >= " " else " " for c in w)[:WORD_CHARS] for w in text.split()]
+    return " ".join(" ".join(words).split()[:max_words])
+
+
+def persona_grammar(n: int, max_personas: int, min_personas: int = 1) -> str:
+    """GBNF for one answer over ``n`` numbered memories (see the module docstring).
+
+    The evidence rule ``e<k>`` writes number ``k`` and may go on only with a larger number, so
+    the numbers of one persona are unique and increasing; its size grows as n^2 / 2 (820
+    alternatives at the 40 memories a prompt shows at most)."""
+    if n < 1:
+        raise ValueError("the grammar needs at least one memory")
+    lo = max(1, min(min_personas, max_personas))
+    more = "" if max_personas == 1 else f' ("," sp persona){{{lo - 1},{max_personas - 1}}}'
+    rules = [
+        f'root ::= "{{" sp "\\"personas\\"" sp ":" sp "[" sp persona{more} sp "]" sp "}}"',
+        'persona ::= "{" sp "\\"evidence\\"" sp ":" sp "[" ev "]" sp "," sp "\\"label\\"" sp ":" sp '
+        '"\\"" label "\\"" sp "," sp "\\"description\\"" sp ":" sp "\\"" description "\\"" sp "}"',
+        f'label ::= lw (" " w){{{LABEL_WORDS[0] - 1},{LABEL_WORDS[1] - 1}}}',
+        f'lw ::= [^ "\\\\\\x00-\\x2f0-9:-@\\[-`{{-~] [^ "\\\\\\x00-\\x1f]{{0,{WORD_CHARS - 1}}}',
+        f'description ::= w (" " w){{{DESCRIPTION_WORDS[0] - 1},{DESCRIPTION_WORDS[1] - 1}}}',
+        f'w ::= [^ "\\\\\\x00-\\x1f]{{1,{WORD_CHARS}}}',
+        'sp ::= | " " | "\\n" [ \\t]{0,8}',
+        "ev ::= " + " | ".join(f"e{k}" for k in range(1, n + 1)),
+    ]
+    for k in range(1, n + 1):
+        later = " | ".join(f"e{j}" for j in range(k + 1, n + 1))
+        rules.append(f'e{k} ::= "{k}"' + (f' ("," " "? ({later}))?' if later else ""))
+    return "\n".join(rules) + "\n"
 
 
 def validate_draft(draft: PersonaSetDraft, n: int, config: PersonaConfig, *, resolve_shared: bool = False
@@ -134,7 +199,9 @@ def prepare(memories: Sequence[MemoryItem], config: PersonaConfig, embedder: Emb
 
 
 def render_completion(personas: Sequence[tuple[str, str, Sequence[str]]], shown: Sequence[MemoryItem]) -> str | None:
-    """A persona set as the persona model writes it (evidence as numbers of the shown memories).
+    """A persona set as the persona model writes it: evidence first, as increasing numbers of the
+    shown memories, then the label and the description made writable under :func:`persona_grammar`
+    (:func:`grammar_text`), so a training target is an answer the grammar allows.
 
     Evidence not among the shown memories is left out, and a persona left with none is
     dropped; None when no persona remains. Used to turn any builder's set into a training
@@ -145,7 +212,8 @@ def render_completion(personas: Sequence[tuple[str, str, Sequence[str]]], shown:
     for label, desc, evidence in personas:
         ev = sorted({number[e] for e in evidence if e in number})
         if ev:
-            out.append({"label": label, "description": desc, "evidence": ev})
+            out.append({"evidence": ev, "label": grammar_text(label, LABEL_WORDS[1]),
+                        "description": grammar_text(desc, DESCRIPTION_WORDS[1])})
     return json.dumps({"personas": out}, ensure_ascii=False) if out else None
 
 
@@ -173,8 +241,10 @@ class ModelBuilder:
         prompt = load_prompt(PROMPT)
         prepared = prepare(memories, config, embedder)
         shown, subset, n = prepared.shown, prepared.subset, len(prepared.shown)
-        schema = model_schema(n, config.max_personas, min(config.min_personas, n))
-        requests = [request(prompt, schema, config, s, **prepared.fields)
+        lo = min(config.min_personas, n)
+        schema = model_schema(n, config.max_personas, lo)
+        grammar = persona_grammar(n, config.max_personas, lo)
+        requests = [request(prompt, schema, config, s, **prepared.fields).model_copy(update={"grammar": grammar})
                     for s in range(config.samples)]
         usages = [Usage() for _ in requests]
 

@@ -45,7 +45,7 @@ from personaminer.store import Workspace
 from personaminer.train.data import fingerprint
 
 #: The code version of group building, part of every groups dataset's fingerprint.
-CODE = "groups/1"
+CODE = "groups/2"  # 2: completions in the evidence-first format (persona_model.v3)
 
 
 def _sampling() -> PersonaConfig:
