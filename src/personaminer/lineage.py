@@ -1,7 +1,7 @@
 """Lineage: every stored output knows exactly what produced it.
 
 In the spirit of Hugging Face datasets' fingerprints, each named output of a stage (a memory set,
-a persona collection, a score config, the split, a groups dataset) has a **fingerprint**:
+a persona collection, a score config, the split, a groups or verified-sets dataset) has a **fingerprint**:
 
     fingerprint = hash(kind, stage code version, stage config, prompt name and version,
                        model id (a local model's id is its file's sha256, plus its adapter's),
@@ -42,10 +42,11 @@ LEGACY = "legacy:"  #: prefix of the fingerprint of an output built before linea
 def is_legacy(fingerprint: str) -> bool:
     return fingerprint.startswith(LEGACY)
 
-_PREFIX = {"memories": "M", "personas": "P", "scores": "Q", "split": "T", "groups": "G"}
+_PREFIX = {"memories": "M", "personas": "P", "scores": "Q", "split": "T", "groups": "G", "verified": "V"}
 _NOUN = {"memories": "memory set", "personas": "persona collection", "scores": "score config", "split": "split",
-         "groups": "groups dataset"}
-_FLAG = {"memories": "--set NAME", "personas": "--name NAME", "groups": "--out DIR", "split": "", "scores": ""}
+         "groups": "groups dataset", "verified": "verified-sets dataset"}
+_FLAG = {"memories": "--set NAME", "personas": "--name NAME", "groups": "--out DIR", "split": "", "scores": "",
+         "verified": "--out DIR"}
 
 
 class LineageConflict(UserError, ValueError):

@@ -16,6 +16,7 @@ from personaminer.store import DEFAULT_WORKSPACE, Workspace
 from personaminer.terminal import console as _console
 from personaminer.terminal import markup
 from personaminer.train.groups import GroupConfig
+from personaminer.train.verified import VerifiedConfig
 
 app = typer.Typer(no_args_is_help=True)
 G = GroupConfig
@@ -127,7 +128,11 @@ def fit_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, log, adapter).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Catalog model, checkpoint folder or 'tiny'.")
                      ] = "smollm2-135m-instruct",
-    loss: Annotated[str, typer.Option("--loss", help="listwise, softmax, pairwise or pairwise_margin.")] = "listwise",
+    loss: Annotated[str, typer.Option("--loss", help="listwise, softmax, pairwise, pairwise_margin or sft.")
+                    ] = "listwise",
+    init_adapter: Annotated[Path | None, typer.Option("--init-adapter", help="Start from this PEFT adapter "
+                                                      "folder (e.g. the SFT run's OUT/adapter); the reference is "
+                                                      "then the model as it starts.")] = None,
     beta: Annotated[float, typer.Option("--beta")] = 0.1,
     sft_weight: Annotated[float, typer.Option("--sft-weight", help="Add this times the per-token NLL of each "
                                               "group's best candidate (0: pure preference loss).")] = 0.0,
@@ -141,21 +146,47 @@ def fit_cmd(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Train a LoRA adapter with groupwise DPO (resumes from OUT/checkpoint)."""
+    """Train a LoRA adapter with groupwise DPO, or SFT with --loss sft (resumes from OUT/checkpoint)."""
+    _fit(groups, out, model=model, loss=loss, beta=beta, sft_weight=sft_weight, learning_rate=lr, epochs=epochs,
+         max_steps=max_steps, groups_per_step=groups_per_step, groups_per_forward=groups_per_forward,
+         max_length=max_length, lora_r=lora_r, lora_alpha=2 * lora_r, seed=seed, device=device,
+         init_adapter=str(init_adapter) if init_adapter else None)
+
+
+@app.command("sft")
+def sft_cmd(
+    verified: Annotated[list[Path], typer.Argument(help="verified.jsonl file(s) from `train verified`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, log, adapter).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Catalog model, checkpoint folder or 'tiny'.")
+                     ] = "smollm2-135m-instruct",
+    lr: Annotated[float, typer.Option("--lr")] = 2e-4,
+    epochs: Annotated[int, typer.Option("--epochs")] = 3,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after N steps (0: epochs decide).")] = 0,
+    groups_per_step: Annotated[int, typer.Option("--sets-per-step")] = 4,
+    max_length: Annotated[int, typer.Option("--max-length")] = 2048,
+    lora_r: Annotated[int, typer.Option("--lora-r")] = 8,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """SFT warm start: LoRA fine-tuning on the verified sets (the same as `train fit --loss sft`)."""
+    _fit(verified, out, model=model, loss="sft", learning_rate=lr, epochs=epochs, max_steps=max_steps,
+         groups_per_step=groups_per_step, max_length=max_length, lora_r=lora_r, lora_alpha=2 * lora_r, seed=seed,
+         device=device)
+
+
+def _fit(groups: list[Path], out: Path, **kw: object) -> None:
     from personaminer.train.trainer import GroupwiseDPOTrainer, TrainConfig
 
     for g in groups:
         if not g.is_file():
-            raise InputError(f"no groups file {g}: run `personaminer train build-groups` first")
+            raise InputError(f"no groups file {g}: run `personaminer train build-groups` (or `train verified`) first")
     try:
-        config = TrainConfig(model=model, loss=loss, beta=beta, sft_weight=sft_weight, learning_rate=lr, epochs=epochs,
-                             max_steps=max_steps,
-                             groups_per_step=groups_per_step, groups_per_forward=groups_per_forward,
-                             max_length=max_length, lora_r=lora_r, lora_alpha=2 * lora_r, seed=seed, device=device)
+        config = TrainConfig(**kw)  # type: ignore[arg-type]
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     s = GroupwiseDPOTrainer(config, out).fit(groups).summary_
-    table = Table(title=f"groupwise DPO ({markup(loss)}) -> {markup(out)}", show_header=False)
+    title = "SFT" if config.loss == "sft" else f"groupwise DPO ({markup(config.loss)})"
+    table = Table(title=f"{title} -> {markup(out)}", show_header=False)
     for k in ("device", "train_groups", "val_groups", "candidates_too_long", "steps", "trainable_params",
               "loss_first_fifth", "loss_last_fifth", "seconds_per_step", "adapter", "gguf"):
         v = s[k]
@@ -163,6 +194,53 @@ def fit_cmd(
     for when in ("val_before", "val_after"):
         if s[when]:
             table.add_row(when.replace("_", " "), ", ".join(f"{k} {v:.3f}" for k, v in s[when].items()))
+    console.print(table)
+
+
+@app.command("verified")
+def verified_cmd(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    teacher: Annotated[list[str], typer.Option("--teacher", help="A persona collection whose sets compete "
+                                               "(repeatable; default cluster@M and model@M).")] = [],  # noqa: B006
+    min_score: Annotated[float, typer.Option("--min-score", help="Keep a user's best set only at or above this "
+                                             "final score.")] = default(VerifiedConfig, "min_score"),
+    memory_set: Annotated[str, typer.Option("--memories", help="The student's memory set.")] = "extractive",
+    max_memories: Annotated[int, typer.Option("--max-memories", help="Memories the student is shown.")] = 24,
+    judge: Annotated[str, typer.Option("--judge", help="Claim judge: embedding or llm.")] = "embedding",
+    judge_model: Annotated[str, typer.Option("--judge-model")] = "qwen2.5-coder-1.5b-instruct",
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: W/train).")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Rebuild a verified dataset built otherwise in --out.")
+                       ] = False,
+) -> None:
+    """Verified sets: each train/val user's best teacher set above --min-score, as SFT data (verified.jsonl)."""
+    from personaminer.embed import MiniLMEmbedder
+    from personaminer.personas.base import PersonaConfig
+    from personaminer.quality.scorer import QualityConfig
+    from personaminer.train.verified import build_verified
+
+    try:
+        config = VerifiedConfig(teachers=tuple(teacher), min_score=min_score,
+                                student=PersonaConfig(builder="model", memory_set=memory_set,
+                                                      max_memories=max_memories, max_tokens=512),
+                                quality=QualityConfig(judge=judge))  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    with Workspace(workspace) as ws:
+        judge_llm = _llm(judge_model) if judge == "llm" else None
+        try:
+            meta = build_verified(ws, config, embedder=MiniLMEmbedder(), llm=judge_llm, out_dir=out, replace=replace)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        finally:
+            if judge_llm is not None:
+                judge_llm.close()
+    table = Table(title=f"verified sets -> {markup(out or Path(workspace) / 'train')}", show_header=False)
+    for k, v in meta["counts"].items():
+        table.add_row(k.replace("_", " "), f"{v:,}")
+    for k, v in meta["kept_by_collection"].items():
+        table.add_row(f"kept from {markup(k)}", f"{v:,}")
+    if meta["mean_kept_score"] is not None:
+        table.add_row("mean kept final", f"{meta['mean_kept_score']:.3f}")
     console.print(table)
 
 

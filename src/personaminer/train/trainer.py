@@ -43,7 +43,14 @@ class TrainConfig:
     model: catalog model name (its GGUF is converted once), a transformers checkpoint folder,
         or ``tiny`` (random-initialised, for tests).
     loss: ``listwise`` (Plackett-Luce, default), ``softmax`` (S-DPO), ``pairwise``,
-        ``pairwise_margin`` (see :mod:`personaminer.train.losses`).
+        ``pairwise_margin`` (see :mod:`personaminer.train.losses`), or ``sft``: supervised
+        fine-tuning, the per-token NLL of each group's best candidate only (the warm start, on
+        ``verified.jsonl``; groups of one candidate are read, no reference is computed).
+    init_adapter: a PEFT adapter folder (``OUT/adapter`` of an earlier run, e.g. the SFT warm
+        start) the policy starts from and goes on training. The DPO reference is then the model
+        *as it starts* (base + that adapter), not the base: its log-probabilities are computed
+        before the first step and cached. The adapter's own LoRA settings replace ``lora_*``
+        and ``target_modules``; the exported adapter holds everything learnt so far.
     beta: DPO temperature of the implicit reward.
     groups_per_step: groups per optimizer step (gradient accumulation).
     groups_per_forward: groups per forward pass (0: 1 on CPU, 4 on CUDA).
@@ -77,12 +84,18 @@ class TrainConfig:
     checkpoint_every: int = 20
     export_gguf: bool = True
     sft_weight: float = 0.0
+    init_adapter: str | None = None
 
     def __post_init__(self) -> None:
         from personaminer.train.losses import LOSSES
 
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if self.loss not in (*LOSSES, "sft"):
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)} or sft, not {self.loss!r}")
+        if self.loss == "sft" and self.sft_weight:
+            raise ValueError("--sft-weight anchors a preference loss; --loss sft is the NLL already")
+        if self.init_adapter is not None and not (Path(self.init_adapter) / "adapter_config.json").is_file():
+            raise ValueError(f"--init-adapter {self.init_adapter} is not a PEFT adapter folder (no adapter_config.json)"
+                             ": pass the OUT/adapter folder of an earlier `train fit`")
         if self.beta <= 0 or self.groups_per_step < 1 or self.epochs < 1 or self.sft_weight < 0:
             raise ValueError("need beta > 0, groups_per_step >= 1, epochs >= 1, sft_weight >= 0")
         self.target_modules = tuple(self.target_modules)
@@ -99,8 +112,12 @@ class Encoded:
     set_ids: list[str]
 
 
-def encode_groups(groups: Sequence[dict[str, Any]], tokenizer: Any, max_length: int) -> tuple[list[Encoded], int]:
+def encode_groups(groups: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, min_candidates: int = 2
+                  ) -> tuple[list[Encoded], int]:
     """Tokenise with the chat template; returns (groups, candidates left out as too long).
+
+    Groups left with fewer than ``min_candidates`` candidates are dropped (2 for a preference
+    loss; 1 for SFT, whose groups hold one verified set).
 
     The completion is the assistant turn exactly as the template renders it (including its
     end-of-turn marker), so the model learns to stop.
@@ -122,7 +139,7 @@ def encode_groups(groups: Sequence[dict[str, Any]], tokenizer: Any, max_length: 
             comps.append(comp)
             scores.append(float(c["score"]))
             ids.append(c["set_id"])
-        if len(comps) >= 2:
+        if len(comps) >= min_candidates:
             out.append(Encoded(g["user_id"], prompt, comps, scores, ids))
     return out, too_long
 
@@ -259,22 +276,33 @@ class GroupwiseDPOTrainer:
         self.tokenizer = load_tokenizer(c.model)
         base = load_model(c.model, dtype=self.dtype, seed=c.seed, vocab_size=len(self.tokenizer))
         self.base_config = base.config.to_dict()
-        lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
-                          target_modules=list(c.target_modules), bias="none", task_type="CAUSAL_LM")
-        self.model = get_peft_model(base, lora).to(self.device)
+        if c.init_adapter is not None:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(base, c.init_adapter, is_trainable=True).to(self.device)
+        else:
+            lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
+                              target_modules=list(c.target_modules), bias="none", task_type="CAUSAL_LM")
+            self.model = get_peft_model(base, lora).to(self.device)
         self.per_forward = c.groups_per_forward or (4 if self.device.type == "cuda" else 1)
 
     def _ref_logps(self, groups: list[Encoded], key: str) -> dict[tuple[str, str], float]:
-        """Reference log-probabilities (adapter disabled), cached in the output folder."""
+        """Reference log-probabilities, cached in the output folder: the base (adapter disabled), or,
+        with ``init_adapter``, the model as it starts (called before any step or resume)."""
+        import contextlib
+
         import torch
 
+        if self.config.loss == "sft":
+            return {}
         path = self.out_dir / f"ref_logps-{key}.json"
         if path.is_file():
             cached = json.loads(path.read_text())
             return {(u, s): v for u, s, v in cached}
         rows = []
         self.model.eval()
-        with torch.no_grad(), self.model.disable_adapter(), terminal.progress(
+        frozen = contextlib.nullcontext() if self.config.init_adapter else self.model.disable_adapter()
+        with torch.no_grad(), frozen, terminal.progress(
                 TextColumn("reference log-probs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
             task = bar.add_task("groups", total=len(groups))
             for i in range(0, len(groups), self.per_forward):
@@ -292,6 +320,10 @@ class GroupwiseDPOTrainer:
 
         logps, mask, ntok = sequence_logps(self.model, batch, self.tokenizer.pad_token_id, self.device,
                                            self.config.shared_prompt)
+        if self.config.loss == "sft":
+            scores = _pad([g.scores for g in batch], logps.shape[1], self.device)
+            nll = best_nll(logps.float(), scores, mask, ntok)
+            return nll, {"best_nll": float(nll.detach()), "tokens": float(ntok[mask].sum())}
         gmax = logps.shape[1]
         ref_t = _pad([[ref[(g.user_id, s)] for s in g.set_ids] for g in batch], gmax, self.device)
         scores = _pad([g.scores for g in batch], gmax, self.device)
@@ -332,9 +364,12 @@ class GroupwiseDPOTrainer:
         train_raw, val_raw = read_groups(group_files, "train"), read_groups(group_files, "val")
         if not train_raw:
             raise ValueError(f"no train groups in {', '.join(map(str, group_files))}")
-        train, long_train = encode_groups(train_raw, self.tokenizer, c.max_length)
-        val, long_val = encode_groups(val_raw, self.tokenizer, c.max_length)
+        least = 1 if c.loss == "sft" else 2
+        train, long_train = encode_groups(train_raw, self.tokenizer, c.max_length, least)
+        val, long_val = encode_groups(val_raw, self.tokenizer, c.max_length, least)
         fp = "-".join(fingerprint(Path(p))[:12] for p in group_files)
+        if c.init_adapter is not None:
+            fp += "-init" + fingerprint(Path(c.init_adapter) / "adapter_model.safetensors")[:12]
         ref = self._ref_logps(train + val, f"{fp}-{Path(c.model).name}-{c.max_length}-{str(self.dtype).split('.')[-1]}")
         steps_per_epoch = math.ceil(len(train) / c.groups_per_step)
         total = c.max_steps or steps_per_epoch * c.epochs
@@ -354,7 +389,8 @@ class GroupwiseDPOTrainer:
                 history.append(row)
                 logf.write(json.dumps(row) + "\n")
                 logf.flush()
-                bar.update(task, advance=1, stats=f"loss {row['loss']:.4f} top1 {row['top1_acc']:.2f}")
+                top1 = f" top1 {row['top1_acc']:.2f}" if "top1_acc" in row else ""
+                bar.update(task, advance=1, stats=f"loss {row['loss']:.4f}{top1}")
                 if step % c.checkpoint_every == 0 or step == total:
                     self._checkpoint(ckpt, opt, step)
         return self._finalize(group_files, history, params, val, ref, initial_val, len(train),
