@@ -63,3 +63,29 @@ def test_config_refuses_test_users_and_bad_thresholds() -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
         VerifiedConfig(min_score=1.5)
     assert VerifiedConfig().teachers == ("cluster@extractive", "model@extractive")
+
+
+def test_the_verified_set_joins_each_group(train_ws: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from personaminer.train.groups import GroupConfig, build_groups
+    from tests.fakes import sampling_persona_model
+
+    path, users = train_ws
+    with Workspace(path) as ws:
+        store_roles(ws, assign_roles(users, val_users=1, test_users=2, seed=0), 0)
+        _teachers(ws, users, embedder)
+        build_verified(ws, VerifiedConfig(min_score=0.0), embedder=embedder, progress=False)
+        verified = {json.loads(line)["user_id"]: json.loads(line)["candidates"][0]["set_id"]
+                    for line in (path / "train" / "verified.jsonl").read_text().splitlines()}
+        persona = dataclasses.replace(GroupConfig().persona, samples=2, temperature=0.7, max_memories=12)
+        meta = build_groups(ws, users, GroupConfig(persona=persona, val_users=1, test_users=2, tie_margin=0.0,
+                                                   verified=str(path / "train" / "verified.jsonl")),
+                            llm=sampling_persona_model(), embedder=embedder, out_dir=path / "groups", progress=False)
+    groups = [json.loads(line) for line in (path / "groups" / "groups.jsonl").read_text().splitlines()]
+    assert meta["counts"]["verified_candidates"] == len(verified) == 4
+    assert groups and all(verified[g["user_id"]] in {c["set_id"] for c in g["candidates"]} for g in groups)
+    sig = meta["groups_with_signal"]
+    assert sig["of"] == 4 and 0 <= sig["groups"] <= len(groups)
+    with pytest.raises(ValueError, match="no verified-sets file"):
+        GroupConfig(verified=str(path / "nope.jsonl"))

@@ -57,6 +57,12 @@ def build_groups_cmd(
     test_users: Annotated[int, typer.Option("--test-users")] = default(G, "test_users"),
     judge: Annotated[str, typer.Option("--judge", help="Claim judge for ranking: embedding or llm.")] = "embedding",
     model: ModelOpt = "smollm2-135m-instruct",
+    adapter: Annotated[Path | None, typer.Option("--adapter", help="LoRA adapter GGUF of the student (e.g. the SFT "
+                                                 "run's adapter.gguf).")] = None,
+    verified: Annotated[Path | None, typer.Option("--verified", help="verified.jsonl: each user's verified set "
+                                                  "joins the group.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Collection of the samples (default candidates@M; "
+                                             "give a new one per student).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: W/train).")] = None,
     sample: Annotated[bool, typer.Option("--sample/--only-sampled", help="--only-sampled: no new samples; "
                                          "groups from the candidates stored so far.")] = True,
@@ -73,15 +79,17 @@ def build_groups_cmd(
                          "on a CPU); score the held-out comparison with --judge llm instead")
     try:
         persona = dataclasses.replace(_SAMPLING, samples=group_size, temperature=temperature, seed=seed,
-                                      memory_set=memory_set, max_memories=max_memories, max_retries=max_retries)
+                                      memory_set=memory_set, max_memories=max_memories, max_retries=max_retries,
+                                      name=name)
         config = GroupConfig(persona=persona, include_builders=tuple(include), tie_margin=tie_margin,
+                             verified=str(verified) if verified else None,
                              failed_candidates=failed, val_users=val_users, test_users=test_users,
                              quality=QualityConfig(judge=judge))  # type: ignore[arg-type]
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     with Workspace(workspace) as ws:
         ids = ws.users(sample=users, seed=seed) if users else ws.users()
-        llm = _llm(model)
+        llm = _llm(model, adapter)
         try:
             meta = build_groups(ws, ids, config, llm=llm, embedder=MiniLMEmbedder(), out_dir=out, sample=sample,
                                 replace=replace)
@@ -92,6 +100,9 @@ def build_groups_cmd(
         table.add_row(k.replace("_", " "), f"{v:,}")
     for k, v in meta["sampling"].items():
         table.add_row(f"sampling {k.replace('_', ' ')}", f"{v:,}")
+    sig = meta["groups_with_signal"]
+    if sig["share"] is not None:
+        table.add_row("groups with >= 2 valid, distinct scores", f"{sig['groups']} of {sig['of']} ({sig['share']:.0%})")
     console.print(table)
 
 

@@ -8,7 +8,9 @@
    (temperature ``temperature``, sample *i* with seed ``seed + i``; stored as ordinary
    persona sets, so the run is resumable and every candidate can be inspected with ``show``);
 3. optionally adds each user's stored sets of other builders (``include_builders``, e.g. the
-   cluster builder) for real diversity;
+   cluster builder) for real diversity, and each user's verified set (``verified``, the SFT
+   warm start's target from ``train verified``), so a group of SFT-student samples always
+   holds one strong candidate;
 4. scores every candidate with the quality scorer and ranks them (stable: ties keep order);
 5. adds samples that stayed invalid as candidates ranked last (``failed_candidates``);
    drops groups whose scores all lie within ``tie_margin`` (nothing to learn), groups with
@@ -77,6 +79,8 @@ class GroupConfig:
     val_users, test_users: how many users get each held-out role (the rest train); roles
         are drawn by a seeded hash of the user id, so they do not depend on the user order.
     quality: the scorer that ranks the candidates (default: the cheap ``embedding`` judge).
+    verified: a ``verified.jsonl`` (``train verified``): each user's verified set joins the group
+        (scored with ``quality`` like every candidate; users without one get none).
     """
 
     persona: PersonaConfig = field(default_factory=_sampling)
@@ -87,8 +91,11 @@ class GroupConfig:
     val_users: int = 10
     test_users: int = 30
     quality: QualityConfig = field(default_factory=lambda: QualityConfig(judge="embedding"))
+    verified: str | None = None
 
     def __post_init__(self) -> None:
+        if self.verified is not None and not Path(self.verified).is_file():
+            raise ValueError(f"no verified-sets file {self.verified}: run `personaminer train verified` first")
         if self.persona.builder != "model":
             raise ValueError("preference groups sample the persona model (builder 'model')")
         if self.persona.samples < 2 and not self.include_builders:
@@ -125,6 +132,10 @@ def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, ll
     scored = {b: run_scores(ws, config.quality, embedder=embedder, llm=None, where={"builder": b}, progress=progress)
               for b in ("model", *config.include_builders)}
     key = scored["model"]["config_key"]
+    verified = _verified_sets(config.verified)
+    for sid in sorted(set(verified.values())):
+        scored[f"verified {sid}"] = run_scores(ws, config.quality, embedder=embedder, llm=None,
+                                               where={"set_id": sid}, progress=False)
     parents = (persona_output(ws, config.persona, _builder(), embedder=embedder, llm=llm).fingerprint, key)
     out = lineage.Output("groups", str(out_dir.resolve()), CODE, asdict(config), parents)
     lineage.claim(ws, out, replace=replace)
@@ -132,7 +143,7 @@ def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, ll
               "val_users": sum(r == "val" for r in roles.values()),
               "test_users": sum(r == "test" for r in roles.values()), "groups": 0, "candidates": 0,
               "dropped_tied": 0, "dropped_too_small": 0, "dropped_all_failed": 0, "failed_candidates": 0,
-              "users_without_memories": 0}
+              "users_without_memories": 0, "verified_candidates": 0}
     groups = []
     for user_id in learn:
         memories = load_memory_items(ws, user_id, config.persona.memory_set)
@@ -142,6 +153,9 @@ def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, ll
         prepared = prepare(memories, config.persona, embedder)
         cand_ids = ids.get(user_id, []) + [sid for b in config.include_builders for sid in tables.personas.first_set(
             ws.con, user_id, b, config.persona.memory_set)]
+        if user_id in verified and verified[user_id] not in cand_ids:
+            cand_ids.append(verified[user_id])
+            counts["verified_candidates"] += 1
         ranked = _rank(ws, cand_ids, prepared, config, key, counts)
         if ranked is not None:
             groups.append({"user_id": user_id, "role": roles[user_id], "messages": prepared.messages(),
@@ -153,10 +167,28 @@ def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, ll
             "sampling": {k: sampled[k] for k in ("sets", "sets_skipped", "failed_sets", "llm_model_calls",
                                                  "prompt_tokens", "completion_tokens", "seconds",
                                                  "users_not_sampled") if k in sampled},
-            "scoring": {b: {"scored_now": v["scored_now"], "seconds": v["seconds"]} for b, v in scored.items()}}
+            "scoring": {b: {"scored_now": v["scored_now"], "seconds": v["seconds"]} for b, v in scored.items()
+                        if not b.startswith("verified ")},
+            "groups_with_signal": _signal(groups, len(learn) - counts["users_without_memories"])}
     (out_dir / "groups.meta.json").write_text(json.dumps(meta, indent=2, default=str))
     ws.write_report("train-build-groups", {k: v for k, v in meta.items() if k != "roles"})
     return meta
+
+
+def _verified_sets(path: str | None) -> dict[str, str]:
+    """``user_id -> set_id`` of a verified-sets file (empty without one)."""
+    if path is None:
+        return {}
+    from personaminer.train.data import read_groups
+
+    return {g["user_id"]: g["candidates"][0]["set_id"] for g in read_groups([path]) if g["candidates"]}
+
+
+def _signal(groups: list[dict[str, Any]], attempted: int) -> dict[str, Any]:
+    """How many of the ``attempted`` users' groups carry quality signal: at least two valid
+    candidates with distinct scores (a dropped group carries none)."""
+    n = sum(len({round(c["score"], 9) for c in g["candidates"] if c["valid"]}) >= 2 for g in groups)
+    return {"groups": n, "of": attempted, "share": n / attempted if attempted else None}
 
 
 def _builder():  # type: ignore[no-untyped-def]
