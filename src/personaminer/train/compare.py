@@ -66,7 +66,7 @@ def compare_systems(ws: Workspace, users: Sequence[str], systems: dict[str, tupl
         report["systems"][name] = {
             "model": systems[name][0].model_id, "adapter": systems[name][1], "sets_scored": len(v),
             "failed_sets": builds[name]["failed_sets"], "llm_model_calls": builds[name]["llm_model_calls"],
-            "completion_tokens": builds[name]["completion_tokens"],
+            "completion_tokens": builds[name]["completion_tokens"], "seconds": builds[name].get("seconds"),
             **{t: describe([v[u].get(t) for u in v]) for t in TERMS},
             "valid": describe([o[0] for o in overall[name].values()]),
             "final_all": describe([o[1] for o in overall[name].values()])}
