@@ -10,20 +10,24 @@ from typer.testing import CliRunner
 
 from personaminer.cli import app
 
+from .train_testkit import synthetic_groups
+
 pytest.importorskip("peft", reason="the train extra is not installed")
 
 runner = CliRunner()
 
 
-def test_train_fit_tiny(tmp_path: Path) -> None:
+def _require_tiny() -> None:
     from personaminer.train.hf import load_tokenizer
-
-    from .train_testkit import synthetic_groups
 
     try:
         load_tokenizer("tiny")
     except Exception as e:  # noqa: BLE001 - the tiny model borrows SmolLM2's tokenizer
         pytest.skip(f"SmolLM2 tokenizer not installed: {e}")
+
+
+def test_train_fit_tiny(tmp_path: Path) -> None:
+    _require_tiny()
     groups = synthetic_groups(tmp_path / "groups.jsonl")
     out = tmp_path / "run"
     r = runner.invoke(app, ["train", "fit", str(groups), "--out", str(out), "--model", "tiny", "--max-steps", "3",
@@ -43,14 +47,7 @@ def test_train_user_errors(tmp_path: Path) -> None:
 
 
 def test_train_sft_then_fit_from_its_adapter_tiny(tmp_path: Path) -> None:
-    from personaminer.train.hf import load_tokenizer
-
-    from .train_testkit import synthetic_groups
-
-    try:
-        load_tokenizer("tiny")
-    except Exception as e:  # noqa: BLE001 - the tiny model borrows SmolLM2's tokenizer
-        pytest.skip(f"SmolLM2 tokenizer not installed: {e}")
+    _require_tiny()
     groups = synthetic_groups(tmp_path / "groups.jsonl")
     verified = tmp_path / "verified.jsonl"
     verified.write_text("".join(json.dumps({**g, "candidates": g["candidates"][:1]}) + "\n"
