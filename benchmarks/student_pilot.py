@@ -52,6 +52,7 @@ def main() -> None:
     from personaminer.evaluate.split import assign_roles, load_roles, store_roles
     from personaminer.llm import make_llm
     from personaminer.personas.base import PersonaConfig
+    from personaminer.personas.model import STUDENT_MAX_TOKENS
     from personaminer.quality.scorer import QualityConfig
     from personaminer.train.compare import compare_systems
     from personaminer.train.trainer import GroupwiseDPOTrainer, TrainConfig
@@ -64,7 +65,7 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     embedder = MiniLMEmbedder()
-    student = PersonaConfig(builder="model", memory_set=args.memories, max_memories=args.max_memories, max_tokens=512,
+    student = PersonaConfig(builder="model", memory_set=args.memories, max_memories=args.max_memories, max_tokens=STUDENT_MAX_TOKENS,
                             max_retries=0)
     verified_files, report = [], {"student": args.student, "workspaces": {}, "args": vars(args)}
     for w in args.workspace:

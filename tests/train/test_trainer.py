@@ -82,6 +82,9 @@ def test_resume_continues_from_checkpoint(groups: Path, tmp_path: Path) -> None:
     assert [r["step"] for r in resumed] == list(range(1, 7))
     for a, b in zip(full, resumed, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
+    synthetic_groups(groups_path(out), seed=1)  # other data in the same folder: the checkpoint is refused
+    with pytest.raises(ValueError, match="other groups files"):
+        _trainer(cfg, out)
 
 
 def test_too_long_candidates_are_counted(groups: Path) -> None:

@@ -226,13 +226,14 @@ def verified_cmd(
     """Verified sets: each train/val user's best teacher set above --min-score, as SFT data (verified.jsonl)."""
     from personaminer.embed import MiniLMEmbedder
     from personaminer.personas.base import PersonaConfig
+    from personaminer.personas.model import STUDENT_MAX_TOKENS
     from personaminer.quality.scorer import QualityConfig
     from personaminer.train.verified import build_verified
 
     try:
         config = VerifiedConfig(teachers=tuple(teacher), min_score=min_score,
                                 student=PersonaConfig(builder="model", memory_set=memory_set,
-                                                      max_memories=max_memories, max_tokens=512),
+                                                      max_memories=max_memories, max_tokens=STUDENT_MAX_TOKENS),
                                 quality=QualityConfig(judge=judge))  # type: ignore[arg-type]
     except ValueError as exc:
         raise InputError(str(exc)) from exc
@@ -286,6 +287,7 @@ def compare_cmd(
     from personaminer.embed import MiniLMEmbedder
     from personaminer.evaluate.split import load_roles
     from personaminer.personas.base import PersonaConfig
+    from personaminer.personas.model import STUDENT_MAX_TOKENS
     from personaminer.quality.scorer import QualityConfig
     from personaminer.train.compare import compare_systems
 
@@ -299,7 +301,7 @@ def compare_cmd(
         judge_llm = _llm(judge_model) if judge == "llm" else None
         try:
             report = compare_systems(ws, users, systems, PersonaConfig(builder="model", memory_set=memory_set,
-                                                                        max_memories=max_memories, max_tokens=512,
+                                                                        max_memories=max_memories, max_tokens=STUDENT_MAX_TOKENS,
                                                                         max_retries=max_retries),
                                      QualityConfig(judge=judge), embedder=MiniLMEmbedder(), judge=judge_llm)  # type: ignore[arg-type]
         finally:

@@ -13,7 +13,9 @@ The answer format (prompt ``persona_model.v3``) is written so that a small model
   and servers) allows only numbers ``1..n``, in strictly increasing order (so unique within a
   persona), ``min_personas..max_personas`` personas, a label of 1 to 6 words (the first
   character not a digit or ASCII punctuation: SmolLM2 labelled personas "1", "3") and a description
-  of 4 to 80 words made of characters that need no JSON escape. llama.cpp's JSON-schema
+  of 4 to 50 words made of characters that need no JSON escape, on one line (no newlines or
+  indentation: pretty-printed answers ran SmolLM2 to ``max_tokens``, and training targets are
+  one line). llama.cpp's JSON-schema
   grammar does not enforce an integer ``maximum``, hence the hand-written grammar; the request
   also carries the JSON schema (:func:`model_schema`: an ``enum`` of the numbers,
   ``uniqueItems``) for servers that ignore grammars;
@@ -78,10 +80,14 @@ def model_schema(n: int, max_personas: int, min_personas: int = 1) -> dict:
                                                           "maxItems": max_personas}}, "required": ["personas"]}
 
 
+#: The completion budget of a small student's answer: the grammar's longest answer at 24 shown memories
+#: and 5 personas is about 600 tokens (SmolLM2 ran out at 512 when pretty-printing).
+STUDENT_MAX_TOKENS = 768
+
 #: Bounds the grammar puts on a persona's text, in words (a word: 1 to ``WORD_CHARS`` characters
 #: other than space, quote, backslash and control characters).
 LABEL_WORDS = (1, 6)
-DESCRIPTION_WORDS = (4, 80)
+DESCRIPTION_WORDS = (4, 50)
 WORD_CHARS = 40
 
 
@@ -112,7 +118,7 @@ def persona_grammar(n: int, max_personas: int, min_personas: int = 1) -> str:
         f'lw ::= [^ "\\\\\\x00-\\x2f0-9:-@\\[-`{{-~] [^ "\\\\\\x00-\\x1f]{{0,{WORD_CHARS - 1}}}',
         f'description ::= w (" " w){{{DESCRIPTION_WORDS[0] - 1},{DESCRIPTION_WORDS[1] - 1}}}',
         f'w ::= [^ "\\\\\\x00-\\x1f]{{1,{WORD_CHARS}}}',
-        'sp ::= | " " | "\\n" [ \\t]{0,8}',
+        'sp ::= " "?',
         "ev ::= " + " | ".join(f"e{k}" for k in range(1, n + 1)),
     ]
     for k in range(1, n + 1):

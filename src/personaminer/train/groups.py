@@ -40,7 +40,7 @@ from personaminer.embed import Embedder
 from personaminer.evaluate.split import assign_roles, store_roles
 from personaminer.llm.base import LLM
 from personaminer.personas.base import PersonaConfig
-from personaminer.personas.model import prepare, render_completion
+from personaminer.personas.model import STUDENT_MAX_TOKENS, prepare, render_completion
 from personaminer.personas.run import load_memory_items, persona_output, run_personas
 from personaminer.quality.scorer import QualityConfig, run_scores
 from personaminer.store import Workspace
@@ -54,7 +54,7 @@ def _sampling() -> PersonaConfig:
     """The persona model's config for the candidates: G = 4 samples at temperature 1, short prompts and
     answers, no retries (retries keep the sampling temperature: ``retry_temperature=None``)."""
     return PersonaConfig(builder="model", memory_set="extractive", samples=4, temperature=1.0, max_memories=24,
-                         max_tokens=512, max_retries=0, retry_temperature=None)
+                         max_tokens=STUDENT_MAX_TOKENS, max_retries=0, retry_temperature=None)
 
 
 @dataclass

@@ -376,6 +376,7 @@ class GroupwiseDPOTrainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=c.learning_rate, weight_decay=c.weight_decay)
         ckpt, log_path = self.out_dir / "checkpoint", self.out_dir / "log.jsonl"
+        self.data_fingerprint_ = fp
         step, history = self._resume(ckpt, log_path, opt)
         initial_val = self.evaluate(val, ref) if step == 0 else None
         t_start = time.perf_counter()
@@ -406,6 +407,9 @@ class GroupwiseDPOTrainer:
             state = torch.load(ckpt / "state.pt", weights_only=False)
             if state["config"] != asdict(self.config):
                 raise ValueError(f"{ckpt} was written with another config; use a new output folder")
+            if state.get("data", self.data_fingerprint_) != self.data_fingerprint_:
+                raise ValueError(f"{ckpt} was trained on other groups files (their sha256 differ); use a new "
+                                 "output folder")
             from safetensors.torch import load_file
 
             set_peft_model_state_dict(self.model, load_file(str(ckpt / "adapter_model.safetensors")))
@@ -487,6 +491,7 @@ class GroupwiseDPOTrainer:
         tmp = ckpt.with_name(ckpt.name + ".tmp")
         self.model.save_pretrained(tmp)
         torch.save({"optimizer": opt.state_dict(), "step": step, "config": asdict(self.config),
+                    "data": self.data_fingerprint_,
                     "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
         if ckpt.exists():
             import shutil

@@ -36,7 +36,7 @@ from personaminer.embed import Embedder
 from personaminer.evaluate.split import load_roles
 from personaminer.llm.base import LLM
 from personaminer.personas.base import PersonaConfig
-from personaminer.personas.model import prepare, render_completion
+from personaminer.personas.model import STUDENT_MAX_TOKENS, prepare, render_completion
 from personaminer.personas.run import load_memory_items
 from personaminer.quality.scorer import QualityConfig, run_scores, score_output
 from personaminer.store import Workspace
@@ -49,7 +49,7 @@ CODE = "verified/1"
 def _student() -> PersonaConfig:
     """The student's prompt settings (as in preference groups): the persona model over at most
     24 memories of the extractive memory set."""
-    return PersonaConfig(builder="model", memory_set="extractive", max_memories=24, max_tokens=512)
+    return PersonaConfig(builder="model", memory_set="extractive", max_memories=24, max_tokens=STUDENT_MAX_TOKENS)
 
 
 @dataclass
