@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--sets-per-step", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tag", default="pilot", help="Prefix of the compared systems' names (their collections).")
     args = ap.parse_args()
 
     from personaminer import Workspace
@@ -96,7 +97,7 @@ def main() -> None:
     for w in args.workspace:
         with Workspace(w) as ws:
             users = sorted(u for u, r in load_roles(ws).items() if r == "test")
-            systems = {"base": (llm(), None), "sft": (llm(gguf), str(gguf))}
+            systems = {f"{args.tag}-base": (llm(), None), f"{args.tag}-sft": (llm(gguf), str(gguf))}
             try:
                 rep = compare_systems(ws, users, systems, student, QualityConfig(judge="embedding"),
                                       embedder=embedder, judge=None, progress=False)
