@@ -42,6 +42,8 @@ def test_persona_grammar_and_the_evidence_first_completion() -> None:
     assert list(out["personas"][0]) == ["evidence", "label", "description"]
     assert out["personas"][0] == {"evidence": [1, 3], "label": "Golf fan", "description": "Says 'hi' often."}
     assert grammar_text("a " * 100, 80).count("a") == 80
+    assert grammar_text("Buys apples,pears , and plums,, daily " + "y" * 30, 50) == \
+        "Buys apples, pears, and plums, daily " + "y" * 24  # a comma ends a word; words of 24 characters at most
 
 
 def test_validate_draft_rules() -> None:

@@ -30,6 +30,7 @@ parses the same way.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,20 +85,31 @@ def model_schema(n: int, max_personas: int, min_personas: int = 1) -> dict:
 #: and 5 personas is about 600 tokens (SmolLM2 ran out at 512 when pretty-printing).
 STUDENT_MAX_TOKENS = 768
 
-#: Bounds the grammar puts on a persona's text, in words (a word: 1 to ``WORD_CHARS`` characters
+#: Bounds the grammar puts on a persona's text, in words (a word: 1 to ``WORD_CHARS`` characters,
+#: none of them a comma, then at most one comma: "evidence 5,evidence 5,..." is not one word; and
 #: other than space, quote, backslash and control characters).
 LABEL_WORDS = (1, 6)
 DESCRIPTION_WORDS = (4, 50)
-WORD_CHARS = 40
+WORD_CHARS = 24
 
 
 def grammar_text(text: str, max_words: int) -> str:
     """``text`` as :func:`persona_grammar` lets the model write it: double quotes become single
-    ones, backslashes and control characters spaces, words longer than ``WORD_CHARS`` are cut,
-    and at most ``max_words`` words are kept."""
-    text = text.replace('"', "'").replace("\\", " ")
-    words = ["".join(c if c >= " " else " " for c in w)[:WORD_CHARS] for w in text.split()]
-    return " ".join(" ".join(words).split()[:max_words])
+    ones, backslashes and control characters spaces, a comma inside a word is followed by a
+    space, a word longer than ``WORD_CHARS`` (commas aside) is cut, a lone comma joins the word
+    before it, and at most ``max_words`` words are kept."""
+    text = "".join(c if c >= " " else " " for c in text.replace('"', "'").replace("\\", " "))
+    text = re.sub(r",+", ",", text)
+    text = re.sub(r",(?=\S)", ", ", text)
+    words: list[str] = []
+    for w in text.split():
+        core = w.rstrip(",")[:WORD_CHARS]
+        if not core:  # a lone comma
+            if words and not words[-1].endswith(","):
+                words[-1] += ","
+            continue
+        words.append(core + ("," if w.endswith(",") else ""))
+    return " ".join(words[:max_words])
 
 
 def persona_grammar(n: int, max_personas: int, min_personas: int = 1) -> str:
@@ -115,9 +127,9 @@ def persona_grammar(n: int, max_personas: int, min_personas: int = 1) -> str:
         'persona ::= "{" sp "\\"evidence\\"" sp ":" sp "[" ev "]" sp "," sp "\\"label\\"" sp ":" sp '
         '"\\"" label "\\"" sp "," sp "\\"description\\"" sp ":" sp "\\"" description "\\"" sp "}"',
         f'label ::= lw (" " w){{{LABEL_WORDS[0] - 1},{LABEL_WORDS[1] - 1}}}',
-        f'lw ::= [^ "\\\\\\x00-\\x2f0-9:-@\\[-`{{-~] [^ "\\\\\\x00-\\x1f]{{0,{WORD_CHARS - 1}}}',
+        f'lw ::= [^ "\\\\\\x00-\\x2f0-9:-@\\[-`{{-~] [^ ,"\\\\\\x00-\\x1f]{{0,{WORD_CHARS - 1}}} ","?',
         f'description ::= w (" " w){{{DESCRIPTION_WORDS[0] - 1},{DESCRIPTION_WORDS[1] - 1}}}',
-        f'w ::= [^ "\\\\\\x00-\\x1f]{{1,{WORD_CHARS}}}',
+        f'w ::= [^ ,"\\\\\\x00-\\x1f]{{1,{WORD_CHARS}}} ","?',
         'sp ::= " "?',
         "ev ::= " + " | ".join(f"e{k}" for k in range(1, n + 1)),
     ]
