@@ -13,7 +13,8 @@ The answer format (prompt ``persona_model.v3``) is written so that a small model
   and servers) allows only numbers ``1..n``, in strictly increasing order (so unique within a
   persona), ``min_personas..max_personas`` personas, a label of 1 to 6 words (the first
   character not a digit or ASCII punctuation: SmolLM2 labelled personas "1", "3") and a description
-  of 4 to 50 words made of characters that need no JSON escape, on one line (no newlines or
+  of 4 to 50 words (a word: at most 24 characters, a comma only at its end) made of characters
+  that need no JSON escape, on one line (no newlines or
   indentation: pretty-printed answers ran SmolLM2 to ``max_tokens``, and training targets are
   one line). llama.cpp's JSON-schema
   grammar does not enforce an integer ``maximum``, hence the hand-written grammar; the request
@@ -85,9 +86,9 @@ def model_schema(n: int, max_personas: int, min_personas: int = 1) -> dict:
 #: and 5 personas is about 600 tokens (SmolLM2 ran out at 512 when pretty-printing).
 STUDENT_MAX_TOKENS = 768
 
-#: Bounds the grammar puts on a persona's text, in words (a word: 1 to ``WORD_CHARS`` characters,
-#: none of them a comma, then at most one comma: "evidence 5,evidence 5,..." is not one word; and
-#: other than space, quote, backslash and control characters).
+#: Bounds the grammar puts on a persona's text, in words. A word is 1 to ``WORD_CHARS`` characters
+#: other than space, comma, quote, backslash and control characters, then at most one comma (so
+#: "evidence 5,evidence 5,..." is not one word).
 LABEL_WORDS = (1, 6)
 DESCRIPTION_WORDS = (4, 50)
 WORD_CHARS = 24
@@ -97,7 +98,9 @@ def grammar_text(text: str, max_words: int) -> str:
     """``text`` as :func:`persona_grammar` lets the model write it: double quotes become single
     ones, backslashes and control characters spaces, a comma inside a word is followed by a
     space, a word longer than ``WORD_CHARS`` (commas aside) is cut, a lone comma joins the word
-    before it, and at most ``max_words`` words are kept."""
+    before it, and at most ``max_words`` words are kept. Not changed: a label that starts with a
+    digit or punctuation, or a description under four words (the grammar would not let the
+    model write them; such targets stay as they are, only less likely under the grammar)."""
     text = "".join(c if c >= " " else " " for c in text.replace('"', "'").replace("\\", " "))
     text = re.sub(r",+", ",", text)
     text = re.sub(r",(?=\S)", ", ", text)

@@ -44,7 +44,7 @@ from personaminer.personas.model import STUDENT_MAX_TOKENS, prepare, render_comp
 from personaminer.personas.run import load_memory_items, persona_output, run_personas
 from personaminer.quality.scorer import QualityConfig, run_scores
 from personaminer.store import Workspace
-from personaminer.train.data import fingerprint
+from personaminer.train.data import fingerprint, read_groups
 
 #: The code version of group building, part of every groups dataset's fingerprint.
 CODE = "groups/2"  # 2: completions in the evidence-first format (persona_model.v3)
@@ -133,9 +133,8 @@ def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, ll
               for b in ("model", *config.include_builders)}
     key = scored["model"]["config_key"]
     verified = _verified_sets(config.verified)
-    for sid in sorted(set(verified.values())):
-        scored[f"verified {sid}"] = run_scores(ws, config.quality, embedder=embedder, llm=None,
-                                               where={"set_id": sid}, progress=False)
+    for sid in sorted(set(verified.values())):  # scored like every candidate (stored scores are reused)
+        run_scores(ws, config.quality, embedder=embedder, llm=None, where={"set_id": sid}, progress=False)
     parents = (persona_output(ws, config.persona, _builder(), embedder=embedder, llm=llm).fingerprint, key)
     out = lineage.Output("groups", str(out_dir.resolve()), CODE, asdict(config), parents)
     lineage.claim(ws, out, replace=replace)
@@ -167,8 +166,7 @@ def build_groups(ws: Workspace, users: Sequence[str], config: GroupConfig, *, ll
             "sampling": {k: sampled[k] for k in ("sets", "sets_skipped", "failed_sets", "llm_model_calls",
                                                  "prompt_tokens", "completion_tokens", "seconds",
                                                  "users_not_sampled") if k in sampled},
-            "scoring": {b: {"scored_now": v["scored_now"], "seconds": v["seconds"]} for b, v in scored.items()
-                        if not b.startswith("verified ")},
+            "scoring": {b: {"scored_now": v["scored_now"], "seconds": v["seconds"]} for b, v in scored.items()},
             "groups_with_signal": _signal(groups, len(learn) - counts["users_without_memories"])}
     (out_dir / "groups.meta.json").write_text(json.dumps(meta, indent=2, default=str))
     ws.write_report("train-build-groups", {k: v for k, v in meta.items() if k != "roles"})
@@ -179,8 +177,6 @@ def _verified_sets(path: str | None) -> dict[str, str]:
     """``user_id -> set_id`` of a verified-sets file (empty without one)."""
     if path is None:
         return {}
-    from personaminer.train.data import read_groups
-
     return {g["user_id"]: g["candidates"][0]["set_id"] for g in read_groups([path]) if g["candidates"]}
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,9 +184,3 @@ def _provenance(ws: Workspace, set_id: str) -> tuple[str | None, str | None]:
     row = ws.con.execute("SELECT model, prompt FROM persona_sets WHERE set_id = ?", [set_id]).fetchone()
     return (row[0], row[1]) if row else (None, None)
 
-
-def read_verified(paths: Sequence[Path | str]) -> list[dict[str, Any]]:
-    """The groups of one or more ``verified.jsonl`` files."""
-    from personaminer.train.data import read_groups
-
-    return read_groups(paths)
