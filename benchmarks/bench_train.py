@@ -1,14 +1,16 @@
-"""Groupwise DPO training cost: seconds per step and peak memory, per model size and group size G.
+"""Training cost of the persona model: seconds per step and peak memory, per model, loss and group size G.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_train.py [--models tiny,smollm2-135m-instruct] [--groups 2,4,8]
         [--prompt-tokens 600] [--completion-tokens 200] [--steps 4] [--device auto] [--forward shared,padded]
+        [--losses listwise,softmax,pairwise,sft]
 
 Each (model, G) runs in its own process (so peak memory is its own): synthetic groups of G
 candidates with a prompt of about ``--prompt-tokens`` and completions of about
 ``--completion-tokens`` tokens (the sizes of real persona-model groups), one group per
-optimizer step, listwise loss, LoRA r=8 on q/k/v/o. The first step (warm-up) is not timed;
+optimizer step, LoRA r=8 on q/k/v/o, for each ``--losses`` (default listwise). ``sft`` (the
+warm start: NLL of the best candidate, no reference pass) is timed once per model, with G = 1. The first step (warm-up) is not timed;
 the reference pass is reported apart. Peak memory is the process's max RSS on CPU and
 ``torch.cuda.max_memory_allocated`` on CUDA. A model may be a catalog name, ``tiny`` or
 ``random:<folder>`` (the architecture with random weights: same cost, no weights needed).
@@ -58,7 +60,7 @@ def worker(args: argparse.Namespace) -> None:
         groups = Path(tmp) / "groups.jsonl"
         synthetic(groups, load_tokenizer(args.model), args.g, args.prompt_tokens, args.completion_tokens,
                   args.steps)
-        cfg = TrainConfig(model=args.model, loss="listwise", groups_per_step=1, groups_per_forward=1,
+        cfg = TrainConfig(model=args.model, loss=args.loss, groups_per_step=1, groups_per_forward=1,
                           max_steps=args.steps, checkpoint_every=10_000, max_length=8192, device=args.device,
                           export_gguf=False, shared_prompt=args.forward == "shared")
         t0 = time.perf_counter()
@@ -69,7 +71,7 @@ def worker(args: argparse.Namespace) -> None:
         peak = (torch.cuda.max_memory_allocated() / 2**30 if trainer.device.type == "cuda"
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
         enc = trainer.history_
-        print(json.dumps({"model": args.model, "G": args.g, "forward": args.forward, "device": str(trainer.device),
+        print(json.dumps({"model": args.model, "loss": args.loss, "G": args.g, "forward": args.forward, "device": str(trainer.device),
                           "dtype": str(trainer.dtype).split(".")[-1], "s_per_step": sum(steps) / len(steps),
                           "peak_gb": peak, "trainable_params": trainer.summary_["trainable_params"],
                           "total_s": total, "steps": len(enc)}))
@@ -84,32 +86,38 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--forward", default="shared", help="shared, padded or both (comma-separated)")
+    ap.add_argument("--losses", default="listwise", help="listwise, softmax, pairwise, pairwise_margin, sft "
+                    "(comma-separated)")
     ap.add_argument("--json", type=Path, help="Also write the rows here.")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--g", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--loss", default="listwise", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(args)
     rows = []
     print(f"prompt ~{args.prompt_tokens} tokens, completions ~{args.completion_tokens} tokens, "
           f"{args.steps} steps (first untimed)\n")
-    print("| model | G | forward | device | dtype | s/step | peak memory (GB) | trainable params |\n"
-          "|---|---|---|---|---|---|---|---|")
+    print("| model | loss | G | forward | device | dtype | s/step | peak memory (GB) | trainable params |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     for model in args.models.split(","):
-        for g in map(int, args.groups.split(",")):
-            for forward in args.forward.split(","):
-                cmd = [sys.executable, __file__, "--worker", "--model", model, "--g", str(g), "--steps",
-                       str(args.steps), "--prompt-tokens", str(args.prompt_tokens), "--completion-tokens",
-                       str(args.completion_tokens), "--device", args.device, "--forward", forward]
-                res = subprocess.run(cmd, capture_output=True, text=True)
-                if res.returncode != 0:
-                    print(f"| {model} | {g} | {forward} | failed: {res.stderr.strip().splitlines()[-1][:120]} |||||")
-                    continue
-                row = json.loads(res.stdout.strip().splitlines()[-1])
-                rows.append(row)
-                print(f"| {model} | {g} | {forward} | {row['device']} | {row['dtype']} | {row['s_per_step']:.2f} | "
-                      f"{row['peak_gb']:.2f} | {row['trainable_params']:,} |", flush=True)
+        for loss in args.losses.split(","):
+            for g in ([1] if loss == "sft" else map(int, args.groups.split(","))):
+                for forward in args.forward.split(","):
+                    cmd = [sys.executable, __file__, "--worker", "--model", model, "--g", str(g), "--steps",
+                           str(args.steps), "--prompt-tokens", str(args.prompt_tokens), "--completion-tokens",
+                           str(args.completion_tokens), "--device", args.device, "--forward", forward,
+                           "--loss", loss]
+                    res = subprocess.run(cmd, capture_output=True, text=True)
+                    if res.returncode != 0:
+                        err = (res.stderr.strip().splitlines() or ["no output"])[-1][:120]
+                        print(f"| {model} | {loss} | {g} | {forward} | failed: {err} |||||")
+                        continue
+                    row = json.loads(res.stdout.strip().splitlines()[-1])
+                    rows.append(row)
+                    print(f"| {model} | {loss} | {g} | {forward} | {row['device']} | {row['dtype']} | "
+                          f"{row['s_per_step']:.2f} | {row['peak_gb']:.2f} | {row['trainable_params']:,} |", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -25,6 +25,16 @@ console = _console()
 
 WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder.")]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Persona model: catalog name or GGUF path.")]
+# The options `train fit` and `train sft` share.
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, log, adapter).")]
+TrainModelOpt = Annotated[str, typer.Option("--model", "-m", help="Catalog model, checkpoint folder or 'tiny'.")]
+LrOpt = Annotated[float, typer.Option("--lr")]
+EpochsOpt = Annotated[int, typer.Option("--epochs")]
+MaxStepsOpt = Annotated[int, typer.Option("--max-steps", help="Stop after N steps (0: epochs decide).")]
+MaxLengthOpt = Annotated[int, typer.Option("--max-length")]
+LoraROpt = Annotated[int, typer.Option("--lora-r")]
+SeedOpt = Annotated[int, typer.Option("--seed")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 
 
 def _llm(model: str, adapter: Path | None = None, no_cache: bool = False):  # type: ignore[no-untyped-def]
@@ -136,9 +146,8 @@ def roles_cmd(
 @app.command("fit")
 def fit_cmd(
     groups: Annotated[list[Path], typer.Argument(help="groups.jsonl file(s) from build-groups.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, log, adapter).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Catalog model, checkpoint folder or 'tiny'.")
-                     ] = "smollm2-135m-instruct",
+    out: OutOpt,
+    model: TrainModelOpt = "smollm2-135m-instruct",
     loss: Annotated[str, typer.Option("--loss", help="listwise, softmax, pairwise, pairwise_margin or sft.")
                     ] = "listwise",
     init_adapter: Annotated[Path | None, typer.Option("--init-adapter", help="Start from this PEFT adapter "
@@ -147,15 +156,15 @@ def fit_cmd(
     beta: Annotated[float, typer.Option("--beta")] = 0.1,
     sft_weight: Annotated[float, typer.Option("--sft-weight", help="Add this times the per-token NLL of each "
                                               "group's best candidate (0: pure preference loss).")] = 0.0,
-    lr: Annotated[float, typer.Option("--lr")] = 2e-4,
-    epochs: Annotated[int, typer.Option("--epochs")] = 1,
-    max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after N steps (0: epochs decide).")] = 0,
+    lr: LrOpt = 2e-4,
+    epochs: EpochsOpt = 1,
+    max_steps: MaxStepsOpt = 0,
     groups_per_step: Annotated[int, typer.Option("--groups-per-step")] = 4,
     groups_per_forward: Annotated[int, typer.Option("--groups-per-forward", help="0: 1 on CPU, 4 on CUDA.")] = 0,
-    max_length: Annotated[int, typer.Option("--max-length")] = 2048,
-    lora_r: Annotated[int, typer.Option("--lora-r")] = 8,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    max_length: MaxLengthOpt = 2048,
+    lora_r: LoraROpt = 8,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Train a LoRA adapter with groupwise DPO, or SFT with --loss sft (resumes from OUT/checkpoint)."""
     _fit(groups, out, model=model, loss=loss, beta=beta, sft_weight=sft_weight, learning_rate=lr, epochs=epochs,
@@ -167,17 +176,16 @@ def fit_cmd(
 @app.command("sft")
 def sft_cmd(
     verified: Annotated[list[Path], typer.Argument(help="verified.jsonl file(s) from `train verified`.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, log, adapter).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Catalog model, checkpoint folder or 'tiny'.")
-                     ] = "smollm2-135m-instruct",
-    lr: Annotated[float, typer.Option("--lr")] = 2e-4,
-    epochs: Annotated[int, typer.Option("--epochs")] = 3,
-    max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after N steps (0: epochs decide).")] = 0,
+    out: OutOpt,
+    model: TrainModelOpt = "smollm2-135m-instruct",
+    lr: LrOpt = 2e-4,
+    epochs: EpochsOpt = 3,
+    max_steps: MaxStepsOpt = 0,
     groups_per_step: Annotated[int, typer.Option("--sets-per-step")] = 4,
-    max_length: Annotated[int, typer.Option("--max-length")] = 2048,
-    lora_r: Annotated[int, typer.Option("--lora-r")] = 8,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    max_length: MaxLengthOpt = 2048,
+    lora_r: LoraROpt = 8,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
 ) -> None:
     """SFT warm start: LoRA fine-tuning on the verified sets (the same as `train fit --loss sft`)."""
     _fit(verified, out, model=model, loss="sft", learning_rate=lr, epochs=epochs, max_steps=max_steps,
