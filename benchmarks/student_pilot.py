@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--sets-per-step", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="pilot", help="Prefix of the compared systems' names (their collections).")
+    ap.add_argument("--roles-only", action="store_true", help="Assign the roles (step 1) and stop, so the "
+                    "teachers can be run on the train/val users first (`personas --role train`).")
     args = ap.parse_args()
 
     from personaminer import Workspace
@@ -76,6 +78,10 @@ def main() -> None:
                                                      "ORDER BY 1", [args.memories]).fetchall()]
                 store_roles(ws, assign_roles(have, val_users=args.val_users, test_users=args.test_users,
                                              seed=args.seed), args.seed)
+            if args.roles_only:
+                from collections import Counter
+                print(f"{w.name}: roles {dict(Counter(load_roles(ws).values()))}", flush=True)
+                continue
             present = {r[0] for r in ws.con.execute("SELECT DISTINCT collection FROM persona_sets").fetchall()}
             teachers = tuple(args.teacher or [c for c in (f"cluster@{args.memories}", f"model@{args.memories}")
                                               if c in present])
@@ -84,6 +90,8 @@ def main() -> None:
             verified_files.append(args.out / "verified" / w.name / "verified.jsonl")
             report["workspaces"][w.name] = {"verified": meta["counts"], "mean_kept_score": meta["mean_kept_score"]}
             print(f"{w.name}: verified {meta['counts']}", flush=True)
+    if args.roles_only:
+        return
     t0 = time.perf_counter()
     sft = GroupwiseDPOTrainer(TrainConfig(model=args.student, loss="sft", epochs=args.epochs, learning_rate=args.lr,
                                           groups_per_step=args.sets_per_step, seed=args.seed, device="cpu"),
