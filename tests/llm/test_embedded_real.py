@@ -149,3 +149,46 @@ def test_persona_grammar_holds_on_real_memories(small_llm: LLM) -> None:
             assert 1 <= len(p["label"].split()) <= 6 and not p["label"][0].isdigit(), res.text
         assert res.text.lstrip().startswith('{') and res.text.index('"evidence"') < res.text.index('"label"')
     assert finished >= 1, "every sample ran to max_tokens"
+
+
+def test_final_assistant_message_is_continued(small_llm: LLM) -> None:
+    """Prefill: a last assistant message is continued and only the continuation comes back (what
+    stepwise persona decoding builds on); backends that do not say so are refused there."""
+    if not small_llm.continues_final_message:
+        pytest.skip(f"{small_llm.backend_name} does not continue a final assistant message (stepwise decoding "
+                    "refuses it)")
+    prefix = '{"a": 5, "b":'
+    ask = ChatRequest(messages=[{"role": "user", "content": "Write a JSON object with keys a and b."},
+                                {"role": "assistant", "content": prefix}],
+                      grammar='root ::= " "? [0-9] [0-9]? "}"', max_tokens=8)
+    [res] = small_llm.generate([ask])
+    assert res.ok and not res.text.lstrip().startswith("{"), res.text
+    assert json.loads(prefix + res.text)["a"] == 5
+
+
+def test_stepwise_persona_sets_never_share_evidence(small_llm: LLM, embedder) -> None:  # type: ignore[no-untyped-def]
+    """Stepwise decoding with the small model at temperature 1 on real AOL memories: every set that
+    is not cut by max_tokens is valid (the small model's one-call answers mostly cited the same
+    memories in every persona)."""
+    if not small_llm.continues_final_message:
+        pytest.skip(f"{small_llm.backend_name} does not continue a final assistant message")
+    import datetime as dt
+
+    from personaminer.personas.base import MemoryItem, PersonaConfig
+    from personaminer.personas.model import ModelBuilder
+
+    queries = aol_queries("678360", None, 9)
+    items = [MemoryItem(f"m{i}", dt.date(2006, 3, 1 + i), f"Searched {q!r}.") for i, q in enumerate(queries)]
+    config = PersonaConfig(min_personas=2, max_personas=3, samples=3, temperature=1.0, decoding="stepwise",
+                           max_tokens=768, max_retries=0)
+    sets = ModelBuilder().build("678360", items, config, embedder=embedder, llm=small_llm)
+    valid = [s for s in sets if s.status != "failed"]
+    for s in sets:
+        if s.status == "failed":
+            assert "max_tokens" in (s.note or ""), s.note
+            continue
+        cited = [e for p in s.personas for e in p.evidence]
+        assert s.personas and len(cited) == len(set(cited)), s
+        # the answer (one JSON object) has 2 or 3 personas; duplicate labels are merged when stored
+        assert 2 <= len(json.loads(s.raw or "")["personas"]) <= 3, s.raw
+    assert valid, [s.note for s in sets]

@@ -36,6 +36,10 @@ _debug = False  # --verbose: an unexpected error shows its traceback
 
 WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder (DuckDB database + reports).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+DecodingOpt = Annotated[str, typer.Option("--decoding", help="How the persona model writes a set: oneshot (one call) "
+                                          "or stepwise (one call per persona over the memories not yet cited, so no "
+                                          "memory is cited twice; needs a server that continues a prefilled answer, "
+                                          "as the embedded one does).")]
 LlmOpt = Annotated[str | None, typer.Option("--llm", help="LLM backend: llamacpp (embedded, default) or openai.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Catalog model name or GGUF path (llamacpp), "
                                               "or the server's model name (openai).")]

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personaminer.cli import default
+from personaminer.cli import DecodingOpt, default
 from personaminer.datasets.base import InputError
 from personaminer.store import DEFAULT_WORKSPACE, Workspace
 from personaminer.terminal import console as _console
@@ -60,6 +60,7 @@ def build_groups_cmd(
                                                 "each group (repeatable), e.g. cluster.")] = [],  # noqa: B006
     max_retries: Annotated[int, typer.Option("--max-retries", help="Re-asks of an invalid "
                                              "sample.")] = _SAMPLING.max_retries,
+    decoding: DecodingOpt = _SAMPLING.decoding,
     failed: Annotated[bool, typer.Option("--failed-candidates/--no-failed-candidates", help="Invalid samples join "
                                          "each group as candidates ranked last.")] = default(G, "failed_candidates"),
     tie_margin: Annotated[float, typer.Option("--tie-margin")] = default(G, "tie_margin"),
@@ -90,7 +91,7 @@ def build_groups_cmd(
     try:
         persona = dataclasses.replace(_SAMPLING, samples=group_size, temperature=temperature, seed=seed,
                                       memory_set=memory_set, max_memories=max_memories, max_retries=max_retries,
-                                      name=name)
+                                      decoding=decoding, name=name)
         config = GroupConfig(persona=persona, include_builders=tuple(include), tie_margin=tie_margin,
                              verified=str(verified) if verified else None,
                              failed_candidates=failed, val_users=val_users, test_users=test_users,
@@ -289,6 +290,9 @@ def compare_cmd(
     judge_model: Annotated[str, typer.Option("--judge-model")] = "qwen2.5-coder-1.5b-instruct",
     max_retries: Annotated[int, typer.Option("--max-retries", help="Re-asks of an invalid set (0: the share of "
                                              "valid first answers is measured as such).")] = 2,
+    decoding: DecodingOpt = "oneshot",
+    tag: Annotated[str | None, typer.Option("--tag", help="Name the systems TAG-base, TAG-NAME (their collections) "
+                                            "and the report train-compare-TAG, e.g. to compare decodings.")] = None,
 ) -> None:
     """Score the base persona model against trained adapters on held-out users (mean +- SE, paired)."""
     from personaminer.cli import parse_pairs
@@ -300,23 +304,28 @@ def compare_cmd(
     from personaminer.train.compare import compare_systems
 
     pairs = parse_pairs(adapter, "--adapter")
+    try:
+        persona_config = PersonaConfig(builder="model", memory_set=memory_set, max_memories=max_memories,
+                                       max_tokens=STUDENT_MAX_TOKENS, max_retries=max_retries,
+                                       decoding=decoding)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
     with Workspace(workspace) as ws:
         users = sorted(u for u, r in load_roles(ws).items() if r == role)[:max_users]
         if not users:
             raise InputError(f"no {role} users in {workspace}: run `personaminer train build-groups` first")
-        systems = {"base": (_llm(model), None)}
-        systems.update({name: (_llm(model, Path(path)), str(path)) for name, path in pairs.items()})
+        named = (lambda s: f"{tag}-{s}") if tag else (lambda s: s)
+        systems = {named("base"): (_llm(model), None)}
+        systems.update({named(name): (_llm(model, Path(path)), str(path)) for name, path in pairs.items()})
         judge_llm = _llm(judge_model) if judge == "llm" else None
         try:
-            report = compare_systems(ws, users, systems, PersonaConfig(builder="model", memory_set=memory_set,
-                                                                        max_memories=max_memories, max_tokens=STUDENT_MAX_TOKENS,
-                                                                        max_retries=max_retries),
+            report = compare_systems(ws, users, systems, persona_config,
                                      QualityConfig(judge=judge), embedder=MiniLMEmbedder(), judge=judge_llm)  # type: ignore[arg-type]
         finally:
             for m in [*(llm for llm, _ in systems.values()), judge_llm]:
                 if m is not None:
                     m.close()
-        ws.write_report("train-compare", report)
+        ws.write_report(f"train-compare-{tag}" if tag else "train-compare", report)
     table = Table(title=f"persona model on {report['users']} {role} users ({judge} judge)")
     table.add_column("system")
     cols = ("valid", "final_all", "final", "cohesion", "alignment", "truthfulness", "coverage")

@@ -188,6 +188,10 @@ class LLM(ABC):
     #: How many requests the backend usefully works on at once (e.g. an HTTP backend's
     #: concurrency). The cache wrapper sends and stores answers in slices of this size.
     max_batch: int = 1
+    #: Whether a request whose last message is the assistant's is answered by continuing that
+    #: message (prefill: the text returned is only the continuation). llama.cpp's server does;
+    #: stepwise persona decoding (:mod:`personaminer.personas.stepwise`) needs it.
+    continues_final_message: bool = False
 
     def __init__(self) -> None:
         self.model_calls = 0

@@ -100,6 +100,7 @@ class CachedLLM(LLM):
         self.cache = cache
         self.cache_hits = 0
         self.backend_name = inner.backend_name
+        self.continues_final_message = inner.continues_final_message
 
     @property
     def model_id(self) -> str:

@@ -88,6 +88,9 @@ class OpenAIConfig(BaseModel):
     backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles each retry")
     stream: bool = Field(False, description="receive answers as server-sent events (the embedded server uses it: "
                          "closing the connection then cancels the generation, so Ctrl-C stops at once)")
+    continues_final_message: bool = Field(
+        False, description="the server continues a final assistant message (prefill) and returns only the "
+        "continuation: llama.cpp's server does; needed by `personas --decoding stepwise`")
     structured_output_style: StructuredOutputStyle = Field(
         "auto",
         description=(

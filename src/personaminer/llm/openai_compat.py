@@ -87,6 +87,7 @@ class OpenAICompatLLM(LLM):
         super().__init__()
         self.config = config or OpenAIConfig()
         self.max_batch = self.config.concurrency
+        self.continues_final_message = self.config.continues_final_message
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.config.api_key_env)
         if key:

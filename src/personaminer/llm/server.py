@@ -184,6 +184,7 @@ class LlamaServerLLM(LLM):
     """
 
     backend_name = "llamacpp-server"
+    continues_final_message = True  # prefill (tested in tests/llm/test_embedded_real.py)
 
     def __init__(
         self,

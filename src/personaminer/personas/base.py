@@ -34,6 +34,10 @@ class PersonaConfig:
     samples, temperature, seed: ``samples`` candidate sets per user; sample *i* uses seed
         ``seed + i``. The default is one greedy (temperature 0) set.
     allow_shared_evidence: whether one memory may support several personas (``model``).
+    decoding: how ``model`` writes a set: ``oneshot`` (one call, the whole JSON answer; shared
+        evidence is found by validation) or ``stepwise`` (one call per persona over the memories not
+        yet cited, so shared evidence cannot be written; needs a backend that continues a final
+        assistant message, and ``allow_shared_evidence`` off): :mod:`personaminer.personas.stepwise`.
     max_memories: at most this many memories go into one prompt; more are reduced to a
         representative subset (the most central memories of an initial clustering).
     min_cluster_size: ``cluster`` leaves memories of smaller clusters unassigned (reported).
@@ -60,6 +64,7 @@ class PersonaConfig:
     temperature: float = 0.0
     seed: int = 0
     allow_shared_evidence: bool = False
+    decoding: Literal["oneshot", "stepwise"] = "oneshot"
     max_memories: int = 40
     min_cluster_size: int = 2
     linkage: Literal["ward", "average"] = "ward"
@@ -82,6 +87,10 @@ class PersonaConfig:
             raise ValueError("retry_temperature must be >= 0 (or None for greedy retries)")
         if self.linkage not in ("ward", "average"):
             raise ValueError(f"linkage must be 'ward' or 'average', not {self.linkage!r}")
+        if self.decoding not in ("oneshot", "stepwise"):
+            raise ValueError(f"decoding must be 'oneshot' or 'stepwise', not {self.decoding!r}")
+        if self.decoding == "stepwise" and self.allow_shared_evidence:
+            raise ValueError("stepwise decoding writes each memory into one persona: it cannot allow shared evidence")
         if self.max_memories < 2:
             raise ValueError("max_memories must be at least 2")
 
@@ -95,10 +104,14 @@ class PersonaConfig:
 
     def output_config(self) -> dict[str, Any]:
         """What changes the sets (the lineage config): not ``samples`` (sample i is the same at any N),
-        not the collection's name, not ``linkage`` outside ``cluster`` (the only builder reading it)."""
+        not the collection's name, not ``linkage`` outside ``cluster`` (the only builder reading it), and
+        ``decoding`` only when it is not ``oneshot`` and the builder is ``model`` (so collections made
+        before the field existed keep their lineage)."""
         d = self.to_dict()
         for k in ("samples", "name"):
             d.pop(k)
+        if d["decoding"] == "oneshot" or self.builder != "model":
+            d.pop("decoding")
         if self.builder != "cluster":
             d.pop("linkage")
             d.pop("min_cluster_size")

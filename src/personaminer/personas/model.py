@@ -115,6 +115,50 @@ def grammar_text(text: str, max_words: int) -> str:
     return " ".join(words[:max_words])
 
 
+def persona_rules() -> list[str]:
+    """The GBNF rules of one persona object (``persona`` and what it uses, but not ``ev``: see
+    :func:`evidence_rules`)."""
+    return [
+        'persona ::= "{" sp "\\"evidence\\"" sp ":" sp "[" ev "]" sp "," sp "\\"label\\"" sp ":" sp '
+        '"\\"" label "\\"" sp "," sp "\\"description\\"" sp ":" sp "\\"" description "\\"" sp "}"',
+        f'label ::= lw (" " w){{{LABEL_WORDS[0] - 1},{LABEL_WORDS[1] - 1}}}',
+        f'lw ::= [^ "\\\\\\x00-\\x2f0-9:-@\\[-`{{-~] [^ ,"\\\\\\x00-\\x1f]{{0,{WORD_CHARS - 1}}} ","?',
+        f'description ::= w (" " w){{{DESCRIPTION_WORDS[0] - 1},{DESCRIPTION_WORDS[1] - 1}}}',
+        f'w ::= [^ ,"\\\\\\x00-\\x1f]{{1,{WORD_CHARS}}} ","?',
+        'sp ::= " "?',
+    ]
+
+
+def evidence_rules(numbers: Sequence[int], reserve: int = 0) -> list[str]:
+    """GBNF rules ``ev`` (and its states) of one persona's evidence: a non-empty, strictly
+    increasing list of ``numbers``, leaving at least ``reserve`` of them out (so that many are
+    left for the personas still to come: :mod:`personaminer.personas.stepwise`).
+
+    A state is (the number just written, how many numbers were skipped so far, capped at
+    ``reserve``); only states from which the list can still end with enough skipped are
+    written, so every path the grammar allows is a valid list. With ``reserve`` 0 the rule of
+    number ``k`` is ``e<k>``; the size grows as ``len(numbers)^2 (reserve + 1) / 2``."""
+    nums = sorted(set(numbers))
+    m = len(nums)
+    if m - reserve < 1:
+        raise ValueError(f"cannot cite one of {m} numbers and leave {reserve} out")
+
+    def name(i: int, s: int) -> str:
+        return f"e{nums[i]}" if reserve == 0 else f"e{nums[i]}-{s}"  # GBNF names: letters, digits, -
+
+    def viable(i: int, s: int) -> bool:  # ending here skips the numbers after nums[i]
+        return s + (m - 1 - i) >= reserve
+
+    rules = ["ev ::= " + " | ".join(name(i, min(reserve, i)) for i in range(m) if viable(i, min(reserve, i)))]
+    for i in range(m):
+        for s in range(reserve + 1) if reserve else (0,):
+            if not viable(i, s):
+                continue
+            later = [name(j, t) for j in range(i + 1, m) if viable(j, t := min(reserve, s + j - i - 1))]
+            rules.append(f'{name(i, s)} ::= "{nums[i]}"' + (f' ("," " "? ({" | ".join(later)}))?' if later else ""))
+    return rules
+
+
 def persona_grammar(n: int, max_personas: int, min_personas: int = 1) -> str:
     """GBNF for one answer over ``n`` numbered memories (see the module docstring).
 
@@ -125,20 +169,8 @@ def persona_grammar(n: int, max_personas: int, min_personas: int = 1) -> str:
         raise ValueError("the grammar needs at least one memory")
     lo = max(1, min(min_personas, max_personas))
     more = "" if max_personas == 1 else f' ("," sp persona){{{lo - 1},{max_personas - 1}}}'
-    rules = [
-        f'root ::= "{{" sp "\\"personas\\"" sp ":" sp "[" sp persona{more} sp "]" sp "}}"',
-        'persona ::= "{" sp "\\"evidence\\"" sp ":" sp "[" ev "]" sp "," sp "\\"label\\"" sp ":" sp '
-        '"\\"" label "\\"" sp "," sp "\\"description\\"" sp ":" sp "\\"" description "\\"" sp "}"',
-        f'label ::= lw (" " w){{{LABEL_WORDS[0] - 1},{LABEL_WORDS[1] - 1}}}',
-        f'lw ::= [^ "\\\\\\x00-\\x2f0-9:-@\\[-`{{-~] [^ ,"\\\\\\x00-\\x1f]{{0,{WORD_CHARS - 1}}} ","?',
-        f'description ::= w (" " w){{{DESCRIPTION_WORDS[0] - 1},{DESCRIPTION_WORDS[1] - 1}}}',
-        f'w ::= [^ ,"\\\\\\x00-\\x1f]{{1,{WORD_CHARS}}} ","?',
-        'sp ::= " "?',
-        "ev ::= " + " | ".join(f"e{k}" for k in range(1, n + 1)),
-    ]
-    for k in range(1, n + 1):
-        later = " | ".join(f"e{j}" for j in range(k + 1, n + 1))
-        rules.append(f'e{k} ::= "{k}"' + (f' ("," " "? ({later}))?' if later else ""))
+    rules = [f'root ::= "{{" sp "\\"personas\\"" sp ":" sp "[" sp persona{more} sp "]" sp "}}"',
+             *persona_rules(), *evidence_rules(range(1, n + 1))]
     return "\n".join(rules) + "\n"
 
 
@@ -272,8 +304,15 @@ class ModelBuilder:
         def parse(text: str) -> tuple[list[tuple[str, str, list[int]]], list[str]]:
             return validate_draft(PersonaSetDraft.model_validate_json(extract_json_text(text)), n, config)
 
-        answers = ask(llm, requests, parse, config.max_retries, usages,
-                      retry_temperature=config.retry_temperature)
+        if config.decoding == "stepwise":
+            from personaminer.personas.stepwise import stepwise_answers
+
+            answers = stepwise_answers(llm, requests, n, min_personas=lo, max_personas=config.max_personas,
+                                       parse=parse, max_retries=config.max_retries, usages=usages,
+                                       retry_temperature=config.retry_temperature)
+        else:
+            answers = ask(llm, requests, parse, config.max_retries, usages,
+                          retry_temperature=config.retry_temperature)
         sets = []
         for s, ((value, raw), usage) in enumerate(zip(answers, usages, strict=True)):
             if value is None and raw is not None and not config.allow_shared_evidence:
