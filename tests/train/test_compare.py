@@ -60,3 +60,33 @@ def test_failed_sets_count_in_the_overall_scores(train_ws: tuple[Path, list[str]
     paired = report["paired_vs_base"]["broken"]
     assert paired["valid"] == {"mean": -1.0, "std": 0.0, "se": 0.0, "n": 3}
     assert paired["final_all"]["mean"] == pytest.approx(-base["final"]["mean"])
+
+
+def test_compare_cli_tags_systems_and_report(train_ws: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``train compare --tag T --decoding stepwise``: systems T-base, report train-compare-T, and the
+    decoding reaches the sets (a stepwise stand-in answers one persona per call)."""
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    import personaminer.cli.train as cli_train
+    from personaminer.cli import app
+    from personaminer.evaluate.split import assign_roles, store_roles
+    from tests.personas.test_stepwise import greedy_citer
+
+    path, users = train_ws
+    with Workspace(path) as ws:
+        store_roles(ws, assign_roles(users, val_users=1, test_users=2, seed=0), 0)
+    monkeypatch.setattr(cli_train, "_llm", lambda model, adapter=None, no_cache=False: greedy_citer())
+    res = CliRunner().invoke(app, ["train", "compare", "-w", str(path), "--tag", "t", "--decoding", "stepwise",
+                                   "--max-memories", "8"])
+    assert res.exit_code == 0, res.output
+    report = _json.loads((path / "reports" / "train-compare-t.json").read_text())
+    assert set(report["systems"]) == {"t-base"} and report["systems"]["t-base"]["failed_sets"] == 0
+    assert "train-compare-t.json" in res.output.replace("\n", "")  # rich wraps long paths
+    with Workspace(path) as ws:
+        raws = [r[0] for r in ws.con.execute("SELECT raw FROM persona_sets WHERE collection = "
+                                             "'compare:t-base@extractive'").fetchall()]
+    assert len(raws) == 2 and all(r.startswith('{"personas": [{"evidence"') for r in raws)
+    bad = CliRunner().invoke(app, ["train", "compare", "-w", str(path), "--decoding", "beam"])
+    assert bad.exit_code != 0 and "decoding must be" in (bad.output + str(bad.exception))

@@ -325,7 +325,8 @@ def compare_cmd(
             for m in [*(llm for llm, _ in systems.values()), judge_llm]:
                 if m is not None:
                     m.close()
-        ws.write_report(f"train-compare-{tag}" if tag else "train-compare", report)
+        report_name = f"train-compare-{tag}" if tag else "train-compare"
+        ws.write_report(report_name, report)
     table = Table(title=f"persona model on {report['users']} {role} users ({judge} judge)")
     table.add_column("system")
     cols = ("valid", "final_all", "final", "cohesion", "alignment", "truthfulness", "coverage")
@@ -333,11 +334,11 @@ def compare_cmd(
         table.add_column(t.replace("final_all", "final (failed = 0)"), justify="right")
     for name, s in report["systems"].items():
         table.add_row(f"{markup(name)} (n={s['sets_scored']})", *(_fmt(s[t]) for t in cols))
-    for name, d in report["paired_vs_base"].items():
+    for name, d in report["paired_vs_" + next(iter(systems))].items():
         table.add_row(f"{markup(name)} - base (paired, n={d['final']['n']}; all {d['valid']['n']})",
                       *(_fmt(d[t]) for t in cols))
     console.print(table)
-    console.print(markup(json.dumps({"report": str(Path(workspace) / "reports" / "train-compare.json")})))
+    console.print(markup(json.dumps({"report": str(Path(workspace) / "reports" / f"{report_name}.json")})))
 
 
 def _fmt(x: dict) -> str:  # type: ignore[type-arg]
