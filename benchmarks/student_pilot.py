@@ -23,6 +23,7 @@ roles and verified sets are stored, SFT resumes from its checkpoint, sets and sc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -44,6 +45,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--sets-per-step", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--decoding", choices=("oneshot", "stepwise"), default="oneshot",
+                    help="How the student writes its held-out sets (the verified targets are the same either way).")
     ap.add_argument("--tag", default="pilot", help="Prefix of the compared systems' names (their collections).")
     ap.add_argument("--roles-only", action="store_true", help="Assign the roles (step 1) and stop, so the "
                     "teachers can be run on the train/val users first (`personas --role train`).")
@@ -70,6 +73,7 @@ def main() -> None:
     embedder = MiniLMEmbedder()
     student = PersonaConfig(builder="model", memory_set=args.memories, max_memories=args.max_memories, max_tokens=STUDENT_MAX_TOKENS,
                             max_retries=0)
+    compared = dataclasses.replace(student, decoding=args.decoding)
     verified_files, report = [], {"student": args.student, "workspaces": {}, "args": vars(args)}
     for w in args.workspace:
         with Workspace(w) as ws:
@@ -107,7 +111,7 @@ def main() -> None:
             users = sorted(u for u, r in load_roles(ws).items() if r == "test")
             systems = {f"{args.tag}-base": (llm(), None), f"{args.tag}-sft": (llm(gguf), str(gguf))}
             try:
-                rep = compare_systems(ws, users, systems, student, QualityConfig(judge="embedding"),
+                rep = compare_systems(ws, users, systems, compared, QualityConfig(judge="embedding"),
                                       embedder=embedder, judge=None, progress=False)
             finally:
                 for m, _ in systems.values():
