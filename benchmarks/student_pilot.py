@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--decoding", choices=("oneshot", "stepwise"), default="oneshot",
                     help="How the student writes its held-out sets (the verified targets are the same either way).")
+    ap.add_argument("--memory-order", choices=("time", "similarity"), default="time",
+                    help="The student's memory order, for the verified targets and the held-out sets alike.")
     ap.add_argument("--tag", default="pilot", help="Prefix of the compared systems' names (their collections).")
     ap.add_argument("--roles-only", action="store_true", help="Assign the roles (step 1) and stop, so the "
                     "teachers can be run on the train/val users first (`personas --role train`).")
@@ -72,7 +74,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     embedder = MiniLMEmbedder()
     student = PersonaConfig(builder="model", memory_set=args.memories, max_memories=args.max_memories, max_tokens=STUDENT_MAX_TOKENS,
-                            max_retries=0)
+                            max_retries=0, memory_order=args.memory_order)
     compared = dataclasses.replace(student, decoding=args.decoding)
     verified_files, report = [], {"student": args.student, "workspaces": {}, "args": vars(args)}
     for w in args.workspace:

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 
 from personaminer.llm.base import ChatRequest, ChatResult
@@ -174,3 +175,26 @@ def test_stepwise_needs_a_backend_that_continues_and_a_config_without_sharing(em
     assert "decoding" not in PersonaConfig().output_config()
     assert config.output_config()["decoding"] == "stepwise"
     assert "decoding" not in PersonaConfig(builder="cluster", decoding="stepwise").output_config()
+
+
+def test_similarity_order_puts_alike_memories_next_to_each_other(embedder) -> None:  # type: ignore[no-untyped-def]
+    """``memory_order="similarity"``: the prompt numbers memories so that similar ones are adjacent
+    (the 1.5B model cited runs 1..23 of time-ordered memories); the set of shown memories is the same."""
+    from personaminer.personas.model import prepare, similarity_order
+
+    topics = ["Searched 'cheap flights to rome'.", "Rated 'Toy Story' 5/5.", "Searched 'rome hotel deals'.",
+              "Rated 'Aladdin' 4/5.", "Searched 'flights paris rome'.", "Rated 'The Lion King' 5/5."]
+    mems = [MemoryItem(f"m{i}", dt.date(2024, 1, 1 + i), t) for i, t in enumerate(topics)]
+    by_time = prepare(mems, PersonaConfig(memory_set="extractive"), embedder)
+    by_sim = prepare(mems, PersonaConfig(memory_set="extractive", memory_order="similarity"), embedder)
+    assert [m.memory_id for m in by_time.shown] == [f"m{i}" for i in range(6)]
+    order = [m.memory_id for m in by_sim.shown]
+    assert sorted(order) == sorted(m.memory_id for m in by_time.shown)
+    travel = {"m0", "m2", "m4"}
+    kinds = [m in travel for m in order]
+    assert kinds in ([True] * 3 + [False] * 3, [False] * 3 + [True] * 3), order  # two runs, not interleaved
+    assert similarity_order(np.eye(2)) == [0, 1]
+    assert "memory_order" not in PersonaConfig().output_config()
+    assert PersonaConfig(memory_order="similarity").output_config()["memory_order"] == "similarity"
+    with pytest.raises(ValueError, match="memory_order"):
+        PersonaConfig(memory_order="random")  # type: ignore[arg-type]

@@ -36,6 +36,9 @@ _debug = False  # --verbose: an unexpected error shows its traceback
 
 WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder (DuckDB database + reports).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+MemoryOrderOpt = Annotated[str, typer.Option("--memory-order", help="The order (and numbers) of the memories the "
+                                             "persona model is shown: time, or similarity (similar memories "
+                                             "adjacent).")]
 DecodingOpt = Annotated[str, typer.Option("--decoding", help="How the persona model writes a set: oneshot (one call) "
                                           "or stepwise (one call per persona over the memories not yet cited, so no "
                                           "memory is cited twice; needs a server that continues a prefilled answer, "

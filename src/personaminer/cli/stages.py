@@ -13,6 +13,7 @@ from personaminer.cli import (
     DecodingOpt,
     LlmConfigOpt,
     LlmOpt,
+    MemoryOrderOpt,
     ModelOpt,
     NoCacheOpt,
     QuietOpt,
@@ -137,6 +138,7 @@ def personas_cmd(
     shared_evidence: Annotated[bool, typer.Option("--shared-evidence/--exclusive-evidence", help="May one memory "
                                                   "support several personas?")] = default(P, "allow_shared_evidence"),
     decoding: DecodingOpt = PersonaConfig.decoding,
+    memory_order: MemoryOrderOpt = PersonaConfig.memory_order,
     max_memories: Annotated[int, typer.Option("--max-memories", help="Memories per prompt; more are reduced "
                                               "to a representative subset.")] = default(P, "max_memories"),
     adapter: Annotated[Path | None, typer.Option("--adapter", help="LoRA adapter GGUF for the persona model.")] = None,
@@ -163,7 +165,7 @@ def personas_cmd(
         config = PersonaConfig(builder=builder, memory_set=memory_set, min_personas=min_personas,  # type: ignore[arg-type]
                                max_personas=max_personas, samples=samples, temperature=temperature, seed=seed,
                                allow_shared_evidence=shared_evidence, max_memories=max_memories,
-                               decoding=decoding,  # type: ignore[arg-type]
+                               decoding=decoding, memory_order=memory_order,  # type: ignore[arg-type]
                                linkage=linkage,  # type: ignore[arg-type]
                                retry_temperature=retry_temperature or None, max_retries=max_retries,
                                max_tokens=max_tokens, adapter=str(adapter) if adapter else None, name=name)

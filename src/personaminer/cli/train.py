@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personaminer.cli import DecodingOpt, default
+from personaminer.cli import DecodingOpt, MemoryOrderOpt, default
 from personaminer.datasets.base import InputError
 from personaminer.store import DEFAULT_WORKSPACE, Workspace
 from personaminer.terminal import console as _console
@@ -61,6 +61,7 @@ def build_groups_cmd(
     max_retries: Annotated[int, typer.Option("--max-retries", help="Re-asks of an invalid "
                                              "sample.")] = _SAMPLING.max_retries,
     decoding: DecodingOpt = _SAMPLING.decoding,
+    memory_order: MemoryOrderOpt = _SAMPLING.memory_order,
     failed: Annotated[bool, typer.Option("--failed-candidates/--no-failed-candidates", help="Invalid samples join "
                                          "each group as candidates ranked last.")] = default(G, "failed_candidates"),
     tie_margin: Annotated[float, typer.Option("--tie-margin")] = default(G, "tie_margin"),
@@ -91,7 +92,7 @@ def build_groups_cmd(
     try:
         persona = dataclasses.replace(_SAMPLING, samples=group_size, temperature=temperature, seed=seed,
                                       memory_set=memory_set, max_memories=max_memories, max_retries=max_retries,
-                                      decoding=decoding, name=name)
+                                      decoding=decoding, memory_order=memory_order, name=name)
         config = GroupConfig(persona=persona, include_builders=tuple(include), tie_margin=tie_margin,
                              verified=str(verified) if verified else None,
                              failed_candidates=failed, val_users=val_users, test_users=test_users,
@@ -291,6 +292,7 @@ def compare_cmd(
     max_retries: Annotated[int, typer.Option("--max-retries", help="Re-asks of an invalid set (0: the share of "
                                              "valid first answers is measured as such).")] = 2,
     decoding: DecodingOpt = "oneshot",
+    memory_order: MemoryOrderOpt = "time",
     tag: Annotated[str | None, typer.Option("--tag", help="Name the systems TAG-base, TAG-NAME (their collections) "
                                             "and the report train-compare-TAG, e.g. to compare decodings.")] = None,
 ) -> None:
@@ -307,7 +309,7 @@ def compare_cmd(
     try:
         persona_config = PersonaConfig(builder="model", memory_set=memory_set, max_memories=max_memories,
                                        max_tokens=STUDENT_MAX_TOKENS, max_retries=max_retries,
-                                       decoding=decoding)  # type: ignore[arg-type]
+                                       decoding=decoding, memory_order=memory_order)  # type: ignore[arg-type]
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     with Workspace(workspace) as ws:

@@ -38,6 +38,10 @@ class PersonaConfig:
         evidence is found by validation) or ``stepwise`` (one call per persona over the memories not
         yet cited, so shared evidence cannot be written; needs a backend that continues a final
         assistant message, and ``allow_shared_evidence`` off): :mod:`personaminer.personas.stepwise`.
+    memory_order: the order (hence the numbers) of the memories the ``model`` prompt shows:
+        ``time`` (by day) or ``similarity`` (the leaf order of an average-linkage cosine clustering
+        of their summaries, so that neighbours are alike: small models cite runs of consecutive
+        numbers, see docs/training.md).
     max_memories: at most this many memories go into one prompt; more are reduced to a
         representative subset (the most central memories of an initial clustering).
     min_cluster_size: ``cluster`` leaves memories of smaller clusters unassigned (reported).
@@ -65,6 +69,7 @@ class PersonaConfig:
     seed: int = 0
     allow_shared_evidence: bool = False
     decoding: Literal["oneshot", "stepwise"] = "oneshot"
+    memory_order: Literal["time", "similarity"] = "time"
     max_memories: int = 40
     min_cluster_size: int = 2
     linkage: Literal["ward", "average"] = "ward"
@@ -91,6 +96,8 @@ class PersonaConfig:
             raise ValueError(f"decoding must be 'oneshot' or 'stepwise', not {self.decoding!r}")
         if self.decoding == "stepwise" and self.allow_shared_evidence:
             raise ValueError("stepwise decoding writes each memory into one persona: it cannot allow shared evidence")
+        if self.memory_order not in ("time", "similarity"):
+            raise ValueError(f"memory_order must be 'time' or 'similarity', not {self.memory_order!r}")
         if self.max_memories < 2:
             raise ValueError("max_memories must be at least 2")
 
@@ -105,13 +112,14 @@ class PersonaConfig:
     def output_config(self) -> dict[str, Any]:
         """What changes the sets (the lineage config): not ``samples`` (sample i is the same at any N),
         not the collection's name, not ``linkage`` outside ``cluster`` (the only builder reading it), and
-        ``decoding`` only when it is not ``oneshot`` and the builder is ``model`` (so collections made
-        before the field existed keep their lineage)."""
+        ``decoding`` and ``memory_order`` only when not at their defaults and the builder is ``model``
+        (so collections made before the fields existed keep their lineage)."""
         d = self.to_dict()
         for k in ("samples", "name"):
             d.pop(k)
-        if d["decoding"] == "oneshot" or self.builder != "model":
-            d.pop("decoding")
+        for k, default in (("decoding", "oneshot"), ("memory_order", "time")):
+            if d[k] == default or self.builder != "model":
+                d.pop(k)
         if self.builder != "cluster":
             d.pop("linkage")
             d.pop("min_cluster_size")

@@ -35,6 +35,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from personaminer.embed import Embedder
@@ -238,10 +239,27 @@ class PreparedPrompt:
         return load_prompt(PROMPT).messages(**self.fields)
 
 
+def similarity_order(vectors: np.ndarray) -> list[int]:
+    """A permutation of the rows that puts similar ones next to each other: the leaf order of an
+    average-linkage clustering on cosine distance, optimally ordered (scipy), ties by index."""
+    n = len(vectors)
+    if n < 3:
+        return list(range(n))
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import pdist
+
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    dist = np.clip(pdist(unit, "cosine"), 0.0, 2.0)
+    return [int(i) for i in leaves_list(linkage(dist, "average", optimal_ordering=True))]
+
+
 def prepare(memories: Sequence[MemoryItem], config: PersonaConfig, embedder: Embedder) -> PreparedPrompt:
     """Choose the memories to show (a representative subset when too many) and fill the prompt."""
     vectors = embedder.encode([m.summary for m in memories])
-    shown = [memories[i] for i in representative_subset(memories, vectors, config.max_memories)]
+    chosen = representative_subset(memories, vectors, config.max_memories)
+    if config.memory_order == "similarity":
+        chosen = [chosen[i] for i in similarity_order(vectors[chosen])]
+    shown = [memories[i] for i in chosen]
     subset = [m.memory_id for m in shown] if len(shown) < len(memories) else None
     n = len(shown)
     overlap = ("a memory may support more than one persona" if config.allow_shared_evidence
