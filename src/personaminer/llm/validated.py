@@ -28,6 +28,13 @@ class Usage:
     truncated: bool = False  # the last answer stopped at the request's max_tokens
 
 
+def retry_sampling(base: ChatRequest, attempt: int, retry_temperature: float) -> dict[str, Any]:
+    """The sampling of retry ``attempt`` (1 for the first retry) of ``base``: at least
+    ``retry_temperature``, the seed advanced by the attempt number (reproducible, and part of the
+    cache key)."""
+    return {"temperature": max(base.temperature, retry_temperature), "seed": base.seed + attempt}
+
+
 def ask(llm: LLM, requests: list[ChatRequest], parse: Callable[[str], Any] | Sequence[Callable[[str], Any]],
         max_retries: int,
         usages: list[Usage], hints: list[str] | None = None,
@@ -79,8 +86,7 @@ def ask(llm: LLM, requests: list[ChatRequest], parse: Callable[[str], Any] | Seq
                     {"role": "user", "content": f"That answer is invalid: {msg}. {hints[i] + ' ' if hints else ''}"
                                                 "Reply with corrected JSON only."}]}
                 if retry_temperature is not None:
-                    update["temperature"] = max(requests[i].temperature, retry_temperature)
-                    update["seed"] = requests[i].seed + attempt + 1
+                    update.update(retry_sampling(requests[i], attempt + 1, retry_temperature))
                 current[i] = current[i].model_copy(update=update)
                 again.append(i)
         pending = again

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from personaminer.llm.base import LLM, ChatRequest
-from personaminer.llm.validated import Usage
+from personaminer.llm.validated import Usage, retry_sampling
 from personaminer.personas.model import evidence_rules, persona_rules
 
 #: The text every stepwise answer starts with (json.dumps's separators, as the training targets).
@@ -117,8 +117,7 @@ def stepwise_answers(llm: LLM, requests: Sequence[ChatRequest], n: int, *, min_p
                 "grammar": step_grammar(c.unused, reserve=reserve, close=close), "json_schema": None,
                 "max_tokens": max(1, c.base.max_tokens - c.spent)}
             if c.attempt and retry_temperature is not None:
-                update["temperature"] = max(c.base.temperature, retry_temperature)
-                update["seed"] = c.base.seed + c.attempt
+                update.update(retry_sampling(c.base, c.attempt, retry_temperature))
             batch.append(c.base.model_copy(update=update))
             stepping.append(i)
         results = llm.generate(batch) if batch else []
@@ -145,7 +144,8 @@ def stepwise_answers(llm: LLM, requests: Sequence[ChatRequest], n: int, *, min_p
                 restart(i, f"step {c.k}: the persona does not parse"
                         + (f" (stopped at max_tokens, {c.base.max_tokens} for the set)" if u.truncated else ""))
                 continue
-            c.unused = [e for e in c.unused if e not in set(cited)]
+            taken = set(cited)
+            c.unused = [e for e in c.unused if e not in taken]
             closing = end.group(1) != ","
             if not closing and not c.unused:
                 piece = piece[:end.start()] + "]}"
