@@ -44,19 +44,24 @@ def test_sigkill_at_several_points_then_rerun(tmp_path: Path) -> None:
     from personaminer import Workspace, ingest
 
     data = _subset(tmp_path)
-    ingest(data, tmp_path / "clean", progress=False)
+    # The kill points are fractions of an uninterrupted run timed on this machine (fixed delays missed on a
+    # faster CI machine, where the whole ingest ended before the second kill).
+    command = [sys.executable, "-m", "personaminer", "ingest", str(data), "-q"]
+    start = time.monotonic()
+    subprocess.run([*command, "-w", str(tmp_path / "clean")], check=True, capture_output=True, timeout=600)
+    full = time.monotonic() - start
     expected = _ids(tmp_path / "clean")
     ws = tmp_path / "ws"
     killed = 0
-    for delay in (2.0, 3.5, 4.8):  # startup + staging, staging, commit (on this machine: 5.4 s in all)
-        proc = subprocess.Popen([sys.executable, "-m", "personaminer", "ingest", str(data), "-w", str(ws), "-q"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for fraction in (0.4, 0.65, 0.9):  # startup + staging, staging, commit
+        delay = fraction * full
+        proc = subprocess.Popen([*command, "-w", str(ws)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(delay)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             killed += 1
         proc.wait(timeout=60)
-    assert killed >= 2, "the kills must land mid-run for this test to mean anything"
+    assert killed >= 2, f"the kills must land mid-run for this test to mean anything (full run {full:.1f} s)"
     info = subprocess.run([sys.executable, "-m", "personaminer", "info", "-w", str(ws)], capture_output=True,
                           text=True, timeout=120, check=True).stdout
     with Workspace(ws) as w:
