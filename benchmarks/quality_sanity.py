@@ -4,7 +4,7 @@ reward-hacking check.
 Usage::
 
     .venv/bin/python benchmarks/quality_sanity.py --workspace W [--workspace W2 ...] \
-        [--builder cluster] [--per-workspace 10] [--judge llm] [--out report.json]
+        [--builder cluster] [--collection NAME] [--per-workspace 10] [--judge llm] [--out report.json]
 
 Reads real persona sets (sample 0, at least two personas) from each workspace (built by
 ``benchmarks/quality_workspaces.sh``: memories + personas), at most ``--per-workspace`` users from
@@ -49,6 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workspace", type=Path, action="append", required=True, help="Workspace folder (repeatable).")
     ap.add_argument("--builder", default="cluster")
+    ap.add_argument("--collection", help="Only sets of this persona collection (default: any of the builder's).")
     ap.add_argument("--per-workspace", type=int, default=10)
     ap.add_argument("--judge", default="llm", choices=["llm", "embedding"])
     ap.add_argument("--out", type=Path)
@@ -67,7 +68,8 @@ def main() -> None:
         with Workspace(path, read_only=True) as ws:
             sets = [r[0] for r in ws.con.execute(
                 "SELECT set_id FROM persona_sets WHERE builder = ? AND sample_index = 0 "
-                "AND n_personas >= 2 ORDER BY user_id", [args.builder]).fetchall()][:max(2, args.per_workspace)]
+                "AND n_personas >= 2 AND (CAST(? AS VARCHAR) IS NULL OR collection = ?) ORDER BY user_id",
+                [args.builder, args.collection, args.collection]).fetchall()][:max(2, args.per_workspace)]
             if len(sets) < 2:
                 print(f"{path}: {len(sets)} qualifying set(s), need 2 (another user's text); skipped")
                 continue
@@ -122,6 +124,7 @@ def main() -> None:
         print(f"hack {kind}: final below the real set for {below}/{n_users}" + ("" if ok else "  FAILED"))
     # None: not measured (the distinctness of a one-persona set)
     report["means"] = {k: {t: mean([v.get(t) for v in vals]) for t in TERMS} for k, vals in rows.items()}
+    report["rows"] = {k: [{t: v.get(t) for t in TERMS} for v in vals] for k, vals in rows.items()}  # per user
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
     if llm is not None:

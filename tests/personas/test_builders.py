@@ -222,3 +222,42 @@ def test_config_rejects_nonsense() -> None:
         PersonaConfig(samples=3)
     with pytest.raises(ValueError, match="min_personas"):
         PersonaConfig(min_personas=4, max_personas=2)
+
+
+def test_cluster_relabels_a_repeated_label(ws_copy: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
+    """Every cluster labelled "Food" at first: the largest keeps it, each other is asked once more with
+    the labels taken so far; a relabel that still repeats keeps the first answer, with a note."""
+    from personaminer.personas.cluster import ClusterBuilder
+    from tests.fakes import ScriptedLLM, user_text
+
+    path, users = ws_copy
+    with Workspace(path) as ws:
+        mine = max((load_memory_items(ws, u, "extractive") for u in users), key=len)
+    same = json.dumps({"label": "Food", "description": "The user looked at food and groceries."})
+    distinct_calls: list[int] = []
+
+    def distinct(req, calls):  # type: ignore[no-untyped-def]
+        distinct_calls.append(calls)  # the first relabel is new; every later one repeats "food"
+        label = "Golf clubs and courses" if len(distinct_calls) == 1 else "food"
+        return json.dumps({"label": label, "description": "The user looked at these things online."})
+
+    llm = ScriptedLLM({"persona_label": lambda req, calls: same, "persona_label_distinct": distinct})
+    [ps] = ClusterBuilder().build(users[0], mine, PersonaConfig(builder="cluster", memory_set="extractive"),
+                                  embedder=embedder, llm=llm)
+    labels = [p.label for p in ps.personas]
+    assert len(labels) >= 3, "the test needs three clusters or more"
+    biggest = max(ps.personas, key=lambda p: len(p.evidence))
+    assert biggest.label == "Food"
+    asked = [r for r in llm.seen if r.prompt_name == "persona_label_distinct"]
+    assert len(asked) == 1 + 3 * (len(labels) - 2)  # a repeat is invalid: asked again twice, with the error
+    assert "- Food" in user_text(asked[0]) and "Golf clubs and courses" in user_text(asked[1])
+    assert "repeats 'Food'" in asked[2].messages[-1]["content"] and asked[2].temperature == 0.7
+    assert "Golf clubs and courses" in labels and labels.count("Food") == len(labels) - 1  # the first answer stays
+    assert "relabelled 'Golf clubs and courses'" in (ps.note or "") and "still repeats" in (ps.note or "")
+    assert ps.prompt == "persona_label.v1+persona_label_distinct.v1" and ps.status == "ok"
+    off = PersonaConfig(builder="cluster", memory_set="extractive", distinct_labels=False)
+    [plain] = ClusterBuilder().build(users[0], mine, off, embedder=embedder, llm=ScriptedLLM(lambda r, c: same))
+    assert {p.label for p in plain.personas} == {"Food"} and plain.prompt == "persona_label.v1"
+    assert off.output_config() != PersonaConfig(builder="cluster").output_config()
+    assert PersonaConfig(builder="single").output_config() == PersonaConfig(builder="single",
+                                                                            distinct_labels=False).output_config()

@@ -144,6 +144,12 @@ def personas_cmd(
     adapter: Annotated[Path | None, typer.Option("--adapter", help="LoRA adapter GGUF for the persona model.")] = None,
     linkage: Annotated[str, typer.Option("--linkage", help="cluster: ward (default) or average "
                                          "(cosine) agglomerative linkage.")] = default(P, "linkage"),
+    distinct_labels: Annotated[bool, typer.Option(
+        "--distinct-labels/--repeated-labels", help="cluster: re-ask once the label of a cluster whose label "
+        "repeats a larger cluster's (docs/personas.md).")] = default(P, "distinct_labels"),
+    label_similarity: Annotated[float, typer.Option(
+        "--label-similarity", help="cluster: two labels whose MiniLM cosine is at least this count as the "
+        "same label.")] = default(P, "label_similarity"),
     retry_temperature: Annotated[float, typer.Option(
         "--retry-temperature", help="Retries sample at this temperature (seeded); 0 = greedy "
         "retries.")] = default(P, "retry_temperature"),
@@ -167,6 +173,7 @@ def personas_cmd(
                                allow_shared_evidence=shared_evidence, max_memories=max_memories,
                                decoding=decoding, memory_order=memory_order,  # type: ignore[arg-type]
                                linkage=linkage,  # type: ignore[arg-type]
+                               distinct_labels=distinct_labels, label_similarity=label_similarity,
                                retry_temperature=retry_temperature or None, max_retries=max_retries,
                                max_tokens=max_tokens, adapter=str(adapter) if adapter else None, name=name)
     except ValueError as exc:

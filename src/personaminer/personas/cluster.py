@@ -12,6 +12,18 @@ listed in the set's ``unassigned`` field: never folded into a persona they do no
 
 **Labels.** One LLM call per cluster sees that cluster's memories only and writes its label
 and description; a cluster whose answer stays invalid after the retries is dropped and noted.
+
+**Distinct labels** (``config.distinct_labels``, on by default). Labelled one at a time, two
+clusters often get the same label ("food", "food"). Going through the clusters from the largest
+down, a cluster whose label repeats one already kept (MiniLM cosine of the two labels, each
+embedded alone, >= ``config.label_similarity``) is asked once more with prompt
+``persona_label_distinct``, which shows its own memories, the labels taken so far and the words
+that set this cluster apart from the user's others (:func:`cluster_keywords`, BERTopic's
+class-based TF-IDF). The new
+answer replaces the old one when it is valid and no longer repeats a kept label (a repeat is an
+invalid answer, re-asked with the error fed back like any other, up to ``max_retries`` times);
+otherwise the first answer stays and the set's note says which label still repeats. So the first pass is
+unchanged (and cached), and a relabel costs one call per repeated label.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from personaminer.llm.base import LLM
 from personaminer.llm.validated import Usage, ask
 from personaminer.personas.base import (
     LABEL_SCHEMA,
+    LabelAnswer,
     MemoryItem,
     PersonaConfig,
     finish_set,
@@ -38,6 +51,87 @@ from personaminer.prompts import load_prompt
 from personaminer.schema import PersonaSet
 
 PROMPT = "persona_label"
+DISTINCT_PROMPT = "persona_label_distinct"
+
+
+def cluster_keywords(texts_per_cluster: list[list[str]], top: int = 6) -> list[list[str]]:
+    """The ``top`` words that set each cluster apart from the user's other clusters, by BERTopic's
+    class-based TF-IDF: the cluster's memories are one document, and a word's weight is its
+    frequency in that document times log(1 + A / f), with A the mean number of words per cluster
+    and f the word's frequency over all clusters (English stop words and words of one or two
+    letters left out). A word found in every cluster (with two or more clusters) is left out too:
+    the summaries' template words ("centered", "searched", "clicked", "bought", "rated") are
+    frequent enough to top the list otherwise."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    docs = [" ".join(t) for t in texts_per_cluster]
+    try:
+        vec = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_][\w'-]{2,}\b")
+        counts = vec.fit_transform(docs).toarray().astype(float)
+    except ValueError:  # no words at all
+        return [[] for _ in docs]
+    words = vec.get_feature_names_out()
+    tf = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    idf = np.log1p(counts.sum(axis=1).mean() / np.maximum(counts.sum(axis=0), 1.0))
+    weight = tf * idf
+    if len(docs) > 1:
+        weight[:, (counts > 0).all(axis=0)] = 0.0
+    return [[str(words[j]) for j in np.argsort(-row, kind="stable")[:top] if row[j] > 0] for row in weight]
+
+
+def repeats(vector: np.ndarray, kept: list[np.ndarray], threshold: float) -> bool:
+    """Whether a label's unit vector is at least ``threshold`` alike (cosine) to one of ``kept``."""
+    return any(float(vector @ k) >= threshold for k in kept)
+
+
+def relabel_repeats(llm: LLM, embedder: Embedder, config: PersonaConfig, sample: int, shown: list[list[MemoryItem]],
+                    sizes: list[int], answers: list[tuple[LabelAnswer | None, str | None]],
+                    usages: list[Usage], keywords: list[list[str]]) -> tuple[list[tuple[LabelAnswer | None, str | None]],
+                                                                           list[str]]:
+    """The answers with repeated labels re-asked (module docstring, "Distinct labels"), and notes."""
+    prompt = load_prompt(DISTINCT_PROMPT)
+    out, notes = list(answers), []
+    order = sorted((i for i, (v, _) in enumerate(answers) if v is not None), key=lambda i: (-sizes[i], i))
+    kept_labels: list[str] = []
+    kept_vectors: list[np.ndarray] = []
+
+    def unit(text: str) -> np.ndarray:
+        v = embedder.encode([text.strip().lower()])[0]
+        return v / max(float(np.linalg.norm(v)), 1e-12)
+
+    for i in order:
+        value = out[i][0]
+        assert value is not None
+        vec = unit(value.label)
+        if repeats(vec, kept_vectors, config.label_similarity):
+            taken = "\n".join(f"- {label}" for label in kept_labels)
+            req = request(prompt, LABEL_SCHEMA, config, sample, n=len(shown[i]), memories=numbered(shown[i]),
+                          taken=taken, keywords=", ".join(keywords[i]) or "(none)")
+            u = Usage()
+
+            def parse_distinct(text: str, taken_vectors: list[np.ndarray] = list(kept_vectors),
+                               taken_labels: list[str] = list(kept_labels)) -> LabelAnswer:
+                answer = parse_label(text)
+                sims = [float(unit(answer.label) @ k) for k in taken_vectors]
+                j = int(np.argmax(sims))
+                if sims[j] >= config.label_similarity:  # a repeat is an invalid answer: retried with the error
+                    raise ValueError(f"the label {answer.label!r} repeats {taken_labels[j]!r}, a label already "
+                                     f"taken; name what only these memories are about")
+                return answer
+
+            (new, raw), = ask(llm, [req], parse_distinct, config.max_retries, [u],
+                              retry_temperature=config.retry_temperature)
+            for f in ("requests", "model_calls", "prompt_tokens", "completion_tokens"):
+                setattr(usages[i], f, getattr(usages[i], f) + getattr(u, f))
+            usages[i].notes.extend(u.notes)
+            if new is not None:
+                notes.append(f"label {value.label!r} repeated another; relabelled {new.label!r}")
+                out[i], vec, value = (new, raw), unit(new.label), new
+            else:
+                notes.append(f"label {value.label!r} still repeats another after a relabel")
+        kept_labels.append(value.label)
+        kept_vectors.append(vec)
+    return out, notes
 
 
 def choose_clusters(vectors: np.ndarray, min_k: int, max_k: int, linkage: str = "ward") -> np.ndarray:
@@ -69,6 +163,10 @@ class ClusterBuilder:
     name = "cluster"
     prompt = PROMPT
 
+    def prompts(self, config: PersonaConfig) -> tuple[str, ...]:
+        """Every prompt the sets of ``config`` are written with (their versions enter the lineage)."""
+        return (PROMPT, DISTINCT_PROMPT) if config.distinct_labels else (PROMPT,)
+
     def build(self, user_id: str, memories: Sequence[MemoryItem], config: PersonaConfig, *, embedder: Embedder,
               llm: LLM | None, lineage: str = "") -> list[PersonaSet]:
         if llm is None:
@@ -82,17 +180,25 @@ class ClusterBuilder:
         sets = []
         for s in range(config.samples):
             unassigned = list(outliers)
-            reqs, shown_per = [], []
+            reqs, shown_per, shown_all = [], [], []
             for c in kept:
                 members = [memories[int(i)] for i in c]
                 sub = representative_subset(members, vectors[c], config.max_memories)
                 shown = [members[i] for i in sub]
                 shown_per.append(members)
+                shown_all.append(shown)
                 reqs.append(request(prompt, LABEL_SCHEMA, config, s, n=len(shown), memories=numbered(shown)))
             usages = [Usage() for _ in reqs]
             answers = ask(llm, reqs, parse_label, config.max_retries, usages,
                       retry_temperature=config.retry_temperature)
+            repaired = any(u.requests > 1 for u in usages)
+            relabel_notes: list[str] = []
+            if config.distinct_labels:
+                keywords = cluster_keywords([[m.summary for m in members] for members in shown_per])
+                answers, relabel_notes = relabel_repeats(llm, embedder, config, s, shown_all,
+                                                         [len(m) for m in shown_per], answers, usages, keywords)
             total = Usage(notes=[f"{len(unassigned)} outlier memories left unassigned"] if unassigned else [])
+            total.notes.extend(relabel_notes)
             items = []
             for members, (value, _), u in zip(shown_per, answers, usages, strict=True):
                 for f in ("requests", "model_calls", "prompt_tokens", "completion_tokens"):
@@ -103,9 +209,10 @@ class ClusterBuilder:
                     unassigned.extend(memories.index(m) for m in members)
                     continue
                 items.append((value.label, value.description, [m.memory_id for m in members]))
-            ps = new_set(self.name, user_id, config, s, llm.model_id, f"{prompt.name}.v{prompt.version}",
+            ps = new_set(self.name, user_id, config, s, llm.model_id,
+                         "+".join(f"{p.name}.v{p.version}" for p in map(load_prompt, self.prompts(config))),
                          memories=memories, lineage=lineage)
             sets.append(finish_set(ps, items, total, n_memories=len(memories),
                                    unassigned=[memories[i].memory_id for i in sorted(set(unassigned))],
-                                   status="repaired" if any(u.requests > 1 for u in usages) else "ok"))
+                                   status="repaired" if repaired else "ok"))
         return sets

@@ -30,7 +30,7 @@ from personaminer.store import Workspace, WorkspaceError
 BUILDERS: dict[str, type] = {"cluster": ClusterBuilder, "model": ModelBuilder, "single": SingleBuilder}
 
 #: The stage's code version, part of every collection's fingerprint.
-CODE = "personas/1"
+CODE = "personas/2"
 
 
 def make_builder(name: str) -> PersonaBuilder:
@@ -51,9 +51,10 @@ def persona_output(ws: Workspace, config: PersonaConfig, builder: PersonaBuilder
     if parent is None:
         raise WorkspaceError(f"no memory set {config.memory_set!r} in {ws.path}: run `personaminer memories` first "
                              f"(sets here: {', '.join(tables.memories.sets(ws.con)) or 'none'})")
-    p = load_prompt(builder.prompt)
+    names = builder.prompts(config) if hasattr(builder, "prompts") else (builder.prompt,)
+    prompt = "+".join(f"{p.name}.v{p.version}" for p in map(load_prompt, names))
     return lineage.Output("personas", config.collection, CODE, config.output_config(), (parent,),
-                          prompt=f"{p.name}.v{p.version}", model=llm.model_id if llm is not None else None,
+                          prompt=prompt, model=llm.model_id if llm is not None else None,
                           embedder=embedder.model_id)
 
 

@@ -141,16 +141,21 @@ def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
 
 @register
 class Alignment(Metric):
-    """Does the persona's text rank its own evidence first among the user's memories, better than
-    chance?
+    """Does the persona's description rank its own evidence first among the user's memories, better
+    than chance?
 
     AP(P) is the average precision of E(P) when the user's memories are ranked by cosine
-    similarity to the embedded ``label. description``; its chance level is r = |E| / N (the
+    similarity to the embedded description (``label. description`` until ``scores/5``, and still
+    where a context has no description vectors); its chance level is r = |E| / N (the
     expected AP of a random ranking, to first order). alignment(P) = max(0, (AP - r) / (1 - r)),
     0 when E is every memory (r = 1). The set value is the mean over personas; the uncorrected AP
     is reported as ``alignment_raw``. Why the correction: without it a persona holding all of a
     user's memories scores 1.0 by construction, so merging a user into one persona (and the
-    "one persona for everything" reward hack) gained alignment instead of losing it.
+    "one persona for everything" reward hack) gained alignment instead of losing it. Why the
+    description alone (``scores/5``): with the joint text, replacing a specific label ("home
+    improvement") by a generic one ("search") *raised* alignment for some users (0.69 to 0.89 for
+    one AOL user), since the description then dominated the embedding; the label is judged by
+    specificity (against other users' memories too) and distinctness (against its siblings).
     """
 
     name = "alignment"
@@ -162,7 +167,8 @@ class Alignment(Metric):
         for k, p in enumerate(ctx.personas):
             relevant = np.zeros(n, dtype=bool)
             relevant[[idx[e] for e in p.evidence if e in idx]] = True
-            ap = average_precision(ctx.memory_vectors @ ctx.persona_vectors[k], relevant) if relevant.any() else 0.0
+            text = ctx.description_vectors[k] if ctx.description_vectors is not None else ctx.persona_vectors[k]
+            ap = average_precision(ctx.memory_vectors @ text, relevant) if relevant.any() else 0.0
             r = relevant.sum() / max(1, n)
             value = max(0.0, (ap - r) / (1 - r)) if r < 1 else 0.0
             per[p.persona_id] = {"alignment": value, "alignment_raw": ap}
@@ -184,9 +190,8 @@ class Specificity(Metric):
     for the description alone; specificity(P) = (AP_label + AP_desc) / 2, and the set value is
     the mean over personas. A label that fits everyone ("search", "food", "user interests")
     ranks other users' memories as high as the user's own and scores near the chance level
-    |E| / |pool|; a specific one ("golf equipment") ranks its evidence first. Alignment (which
-    embeds ``label. description`` against the user's own memories only) cannot see a generic
-    label: the description dominates that embedding.
+    |E| / |pool|; a specific one ("golf equipment") ranks its evidence first. Alignment (the description against the
+    user's own memories only) does not read the label at all.
     """
 
     name = "specificity"

@@ -225,7 +225,7 @@ def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm
 
 
 #: The scorer's code version, part of every score config's fingerprint.
-CODE = "scores/4"
+CODE = "scores/5"
 
 
 def score_output(config: QualityConfig, *, embedder: Embedder, llm: LLM | None) -> lineage.Output:
