@@ -28,7 +28,7 @@ unchanged (and cached), and a relabel costs one call per repeated label.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -84,6 +84,22 @@ def repeats(vector: np.ndarray, kept: list[np.ndarray], threshold: float) -> boo
     return any(float(vector @ k) >= threshold for k in kept)
 
 
+def distinct_parser(unit: Callable[[str], np.ndarray], taken_vectors: list[np.ndarray], taken_labels: list[str],
+                    threshold: float) -> Callable[[str], LabelAnswer]:
+    """``parse_label`` that also refuses a label repeating one of ``taken_labels`` (so it is asked again)."""
+
+    def parse(text: str) -> LabelAnswer:
+        answer = parse_label(text)
+        sims = [float(unit(answer.label) @ k) for k in taken_vectors]
+        j = int(np.argmax(sims))
+        if sims[j] >= threshold:
+            raise ValueError(f"the label {answer.label!r} repeats {taken_labels[j]!r}, a label already taken; "
+                             f"name what only these memories are about")
+        return answer
+
+    return parse
+
+
 def relabel_repeats(llm: LLM, embedder: Embedder, config: PersonaConfig, sample: int, shown: list[list[MemoryItem]],
                     sizes: list[int], answers: list[tuple[LabelAnswer | None, str | None]],
                     usages: list[Usage], keywords: list[list[str]]) -> tuple[list[tuple[LabelAnswer | None, str | None]],
@@ -108,19 +124,8 @@ def relabel_repeats(llm: LLM, embedder: Embedder, config: PersonaConfig, sample:
             req = request(prompt, LABEL_SCHEMA, config, sample, n=len(shown[i]), memories=numbered(shown[i]),
                           taken=taken, keywords=", ".join(keywords[i]) or "(none)")
             u = Usage()
-
-            def parse_distinct(text: str, taken_vectors: list[np.ndarray] = list(kept_vectors),
-                               taken_labels: list[str] = list(kept_labels)) -> LabelAnswer:
-                answer = parse_label(text)
-                sims = [float(unit(answer.label) @ k) for k in taken_vectors]
-                j = int(np.argmax(sims))
-                if sims[j] >= config.label_similarity:  # a repeat is an invalid answer: retried with the error
-                    raise ValueError(f"the label {answer.label!r} repeats {taken_labels[j]!r}, a label already "
-                                     f"taken; name what only these memories are about")
-                return answer
-
-            (new, raw), = ask(llm, [req], parse_distinct, config.max_retries, [u],
-                              retry_temperature=config.retry_temperature)
+            parse = distinct_parser(unit, list(kept_vectors), list(kept_labels), config.label_similarity)
+            (new, raw), = ask(llm, [req], parse, config.max_retries, [u], retry_temperature=config.retry_temperature)
             for f in ("requests", "model_calls", "prompt_tokens", "completion_tokens"):
                 setattr(usages[i], f, getattr(usages[i], f) + getattr(u, f))
             usages[i].notes.extend(u.notes)
