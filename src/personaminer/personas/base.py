@@ -171,8 +171,8 @@ class PersonaBuilder(Protocol):
 
 #: The grammar's bounds on a label and a description (characters). Without them the 1.5B model
 #: sometimes wrote a description that never ended (a list of film titles run to ``max_tokens``):
-#: 8 of 30 cluster sets in the quality benchmark lost a cluster that way, and 6 of 10 MovieLens
-#: users were left with one persona. A description cut at the bound is trimmed to its last
+#: 8 of 30 cluster sets in the quality benchmark lost a cluster that way (two MovieLens users were
+#: left with one persona by it). A description cut at the bound is trimmed to its last
 #: complete sentence (:class:`LabelAnswer`).
 LABEL_CHARS, DESCRIPTION_CHARS = 80, 600
 
