@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild the held-out future-interaction table of docs/evaluate.md ("Results: every system on
+# Rebuild the held-out future-interaction table of docs/results/2026-11-26-heldout-50-users.md ("every system on
 # 50 held-out users") for one shared dataset, from its raw files. Resumable: every stage skips
 # stored work, and every LLM answer is cached.
 #

@@ -30,6 +30,9 @@ from personaminer.embed import MiniLMEmbedder
 from personaminer.evaluate import EvalConfig, run_evaluation
 from personaminer.schema import action_id
 
+#: the history-reading rows of the copied-future control (each must find nearly every copied target)
+HISTORY_ROWS = ("history_embed", "history_tfidf", "history_recency", "history_hybrid")
+
 
 def _copy(src: Path, dest: Path) -> Path:
     dest.mkdir(parents=True)
@@ -97,7 +100,7 @@ def main() -> None:
         leak_ws = _copy(args.workspace, Path(tmp) / "leak")
         planted = _plant_future(leak_ws, users)
         with Workspace(leak_ws) as ws:
-            leak = run_evaluation(ws, EvalConfig(systems="random,history_embed,history_tfidf", **conf),
+            leak = run_evaluation(ws, EvalConfig(systems="random," + ",".join(HISTORY_ROWS), **conf),
                                   embedder=embedder, progress=False)
         print(f"copied future: {planted} future actions of {len(users)} users copied into their history; "
               f"repeats {leak['targets']['repeats']} of {leak['targets']['targets']} targets; HR@10 / MRR in percent, "
@@ -106,7 +109,7 @@ def main() -> None:
         for p in leak["results"]:
             rows = {s: {"hit@10": (_hr(real, p, s), _hr(leak, p, s)),
                         "mrr": (_hr(real, p, s, "mrr"), _hr(leak, p, s, "mrr"))}
-                    for s in ("history_embed", "history_tfidf") if s in real["results"][p]["all"]}
+                    for s in HISTORY_ROWS if s in real["results"][p]["all"]}
             summary["copied_future"][p] = rows
             print(f"  {p:8s} " + ", ".join(f"{s} HR@10 {100 * r['hit@10'][0]:.1f}->{100 * r['hit@10'][1]:.1f} "
                                           f"MRR {100 * r['mrr'][0]:.1f}->{100 * r['mrr'][1]:.1f}"

@@ -7,7 +7,7 @@
 #   benchmarks/run_paper_table.sh --no-llm --users 150               # baselines + extractive memories
 #   benchmarks/run_paper_table.sh --users 60 --model qwen2.5-coder-1.5b-instruct --memory-mode llm \
 #       --adapter dpo_listwise=/path/listwise.gguf --adapter dpo_pairwise=/path/pairwise.gguf
-#   # the table of docs/evaluate.md ("Results"): 50 held-out test users of 150 per dataset, a model per builder
+#   # the table of docs/results/2026-11-26-heldout-50-users.md: 50 held-out test users of 150 per dataset, a model per builder
 #   benchmarks/run_paper_table.sh --datasets aol --users 150 --role test --test-users 50 --max-memories 16 \
 #       --builders single:qwen2.5-coder-1.5b-instruct,cluster:qwen2.5-coder-0.5b-instruct,model:smollm2-135m-instruct \
 #       --model-retries 0 --model-max-tokens 512 --failed-sets chance --adapter dpo_listwise=runs/listwise/adapter.gguf --adapter dpo_pairwise=runs/pairwise/adapter.gguf

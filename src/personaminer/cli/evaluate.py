@@ -113,6 +113,11 @@ def evaluate_cmd(
                                             "re-orders.")] = default(E, "rerank_top"),
     rerank_systems: Annotated[str | None, typer.Option("--rerank-systems", help="Comma-separated names of the "
                                                        "systems to rerank (default: every text system).")] = None,
+    fit_role: Annotated[str, typer.Option("--fit-role", help="Fit the systems with parameters (history_recency, "
+                                          "routed) on the split users of this role that are not evaluated; 'none': "
+                                          "keep their defaults.")] = "val",
+    fit_protocol: Annotated[str, typer.Option("--fit-protocol", help="Protocol of the fit.")] = default(
+        E, "fit_protocol"),
     llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, llm_config_file: LlmConfigOpt = None,
     no_cache: NoCacheOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -127,7 +132,8 @@ def evaluate_cmd(
                             n_negatives=negatives, near_duplicate=near_duplicate, baseline=baseline,
                             bootstrap=bootstrap, shuffle_targets=shuffle_targets, rerank=rerank,
                             failed_sets=failed_sets,
-                            rerank_top=rerank_top,
+                            rerank_top=rerank_top, fit_role=None if fit_role.lower() == "none" else fit_role,
+                            fit_protocol=fit_protocol,
                             rerank_systems=[x.strip() for x in rerank_systems.split(",")] if rerank_systems else None)
     except ValueError as exc:
         raise InputError(str(exc)) from exc

@@ -145,7 +145,7 @@ def personas_cmd(
     linkage: Annotated[str, typer.Option("--linkage", help="cluster: ward (default) or average "
                                          "(cosine) agglomerative linkage.")] = default(P, "linkage"),
     distinct_labels: Annotated[bool, typer.Option(
-        "--distinct-labels/--repeated-labels", help="cluster: re-ask once the label of a cluster whose label "
+        "--distinct-labels/--repeated-labels", help="cluster: re-ask (up to --max-retries times) the label of a cluster whose label "
         "repeats a larger cluster's (docs/personas.md).")] = default(P, "distinct_labels"),
     label_similarity: Annotated[float, typer.Option(
         "--label-similarity", help="cluster: two labels whose MiniLM cosine is at least this count as the "

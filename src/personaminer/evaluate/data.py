@@ -40,6 +40,7 @@ class UserData:
     future: list[int]  #: distinct future texts in first-occurrence order
     targets: list[int] = field(default_factory=list)  #: up to T of ``future`` (seeded sample)
     repeat: list[bool] = field(default_factory=list)  #: per target: does it occur in the history?
+    history_age: list[float] = field(default_factory=list)  #: per history entry: days before the cutoff
 
     @property
     def history_set(self) -> set[int]:
@@ -47,6 +48,13 @@ class UserData:
 
     def distinct_history(self) -> list[int]:
         return list(dict.fromkeys(self.history))
+
+    def distinct_ages(self) -> list[float]:
+        """Per :meth:`distinct_history` text: days from its latest occurrence to the cutoff."""
+        latest: dict[int, float] = {}
+        for i, age in zip(self.history, self.history_age, strict=True):
+            latest[i] = min(age, latest.get(i, age))
+        return [latest[i] for i in self.distinct_history()]
 
 
 @dataclass
@@ -80,8 +88,9 @@ def load_data(ws: Workspace, *, max_targets: int = 20, seed: int = 0, kinds: Seq
     index: dict[str, int] = {}
     texts: list[str] = []
     hist: dict[str, list[int]] = {}
+    ages: dict[str, list[float]] = {}
     fut: dict[str, dict[int, None]] = {}
-    for uid, text, is_future in rows:
+    for uid, text, is_future, age in rows:
         key = norm(text)
         if not key:
             continue
@@ -93,6 +102,7 @@ def load_data(ws: Workspace, *, max_targets: int = 20, seed: int = 0, kinds: Seq
             fut.setdefault(uid, {})[i] = None
         else:
             hist.setdefault(uid, []).append(i)
+            ages.setdefault(uid, []).append(float(age))
     split = tables.protocol.split_users(ws.con)
     users: dict[str, UserData] = {}
     skipped: dict[str, str] = {}
@@ -108,7 +118,7 @@ def load_data(ws: Workspace, *, max_targets: int = 20, seed: int = 0, kinds: Seq
         if not f:
             skipped[uid] = f"no future interactions ({', '.join(kinds)})"
             continue
-        u = UserData(uid, h, f)
+        u = UserData(uid, h, f, history_age=ages[uid])
         chosen = f if len(f) <= max_targets else sorted(random.Random(stable_seed(seed, uid)).sample(f, max_targets),
                                                         key=f.index)
         hs = set(h)

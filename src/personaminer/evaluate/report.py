@@ -80,6 +80,18 @@ def to_markdown(r: dict[str, Any]) -> str:
                      f"{_num(s['representation_tokens_per_user'])} | {_num(s['llm_tokens_per_user'])} | "
                      f"{s['build_seconds_per_user'] if s['build_seconds_per_user'] is not None else '-'} | "
                      f"{s['score_seconds']} |")
+    fitted = [(n, s) for n, s in r["systems"].items() if "params" in s]
+    if fitted:
+        lines += ["", "## Fitted parameters", "",
+                  "| system | fitted on | grid points | validation score (first point → best) | parameters |",
+                  "|---|---|---|---|---|"]
+        for name, s in fitted:
+            f = s.get("fit") or {}
+            on = (f"{f['users']} `{f['role']}` users, {f['protocol']} {f['metric']}" if f.get("fitted")
+                  else f"**not fitted** ({f.get('reason', '')}): defaults")
+            score = f"{_fmt(f['first_point'])} → {_fmt(f['best'])}" if f.get("fitted") else "-"
+            params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in s["params"].items())
+            lines.append(f"| {name} | {on} | {f.get('grid_points', '-')} | {score} | {params} |")
     if r["quality"]:
         lines += ["", "## Persona quality (set_scores of the evaluated sets)", "",
                   "| system | judge/config | sets | final | cohesion | alignment | truthfulness |",

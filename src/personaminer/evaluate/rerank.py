@@ -11,6 +11,10 @@ differs from its base row only in hit@k for k < ``top_k`` and in NDCG/MRR. The b
 pessimistic on ties: a negative whose base score ties the target's comes first, so a system
 that gives every candidate the same score cannot reach the top ``top_k`` by luck.
 
+Over a persona-routed base (``routed`` systems), each candidate's profile is the persona that
+routed it: its ``label: description`` and its evidence's interaction texts (``profile_of``), so
+the question reads "this user, with this interest, likely to do this next?".
+
 A reranked row is named ``<base>+llm``. Every LLM answer is cached like any other (backend,
 model, prompt version, request), so re-running an evaluation costs no new calls.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,10 +72,10 @@ class LLMReranker:
         shown = texts[-self.max_profile_texts:] if texts else []
         return "\n".join(f"- {' '.join(t.split())[: self.max_chars]}" for t in shown) or "- (nothing)"
 
-    def _ask(self, system: str, profile: str, candidates: list[str]) -> np.ndarray:
-        reqs = [ChatRequest(messages=self.prompt.messages(profile=profile, candidate=" ".join(c.split())[: self.max_chars]),
+    def _ask(self, system: str, profiles: list[str], candidates: list[str]) -> np.ndarray:
+        reqs = [ChatRequest(messages=self.prompt.messages(profile=pr, candidate=" ".join(c.split())[: self.max_chars]),
                             max_tokens=1, top_logprobs=20, prompt_name=self.prompt.name,
-                            prompt_version=self.prompt.version) for c in candidates]
+                            prompt_version=self.prompt.version) for pr, c in zip(profiles, candidates, strict=True)]
         st = self.stats.setdefault(system, RerankStats())
         t0 = time.perf_counter()
         p = np.array(self.llm.p_yes(reqs), dtype=np.float64)
@@ -80,12 +85,14 @@ class LLMReranker:
         return np.where(np.isnan(p), -1.0, p)  # a failed answer ranks last among the top k
 
     def counts(self, system: str, scores: np.ndarray, targets: np.ndarray, candidates: list[np.ndarray],
-               texts: list[str], profile_texts: list[str], base: tuple[np.ndarray, np.ndarray]
-               ) -> tuple[np.ndarray, np.ndarray]:
+               texts: list[str], profile_texts: list[str], base: tuple[np.ndarray, np.ndarray],
+               profile_of: Callable[[int], list[str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(higher, tied) per target after reranking, in the form of ``run._counts``.
 
         ``candidates[i]``: the pool positions the target ``targets[i]`` competes with (without
-        it); ``texts``: the pool's texts; ``base``: the base system's (higher, tied).
+        it); ``texts``: the pool's texts; ``base``: the base system's (higher, tied);
+        ``profile_of``: a candidate's own profile texts by pool position (routed systems), instead
+        of ``profile_texts`` for all.
         """
         higher, tied = base[0].copy(), base[1].copy()
         profile = self.profile(profile_texts)
@@ -97,7 +104,9 @@ class LLMReranker:
             ns = scores[neg]
             order = np.argsort(-ns, kind="stable")[: self.top_k - 1]  # the target takes the k-th place
             top = [int(neg[j]) for j in order]
-            p = self._ask(system, profile, [texts[t]] + [texts[c] for c in top])
+            shown = [t] + top
+            profiles = [self.profile(profile_of(c)) for c in shown] if profile_of else [profile] * len(shown)
+            p = self._ask(system, profiles, [texts[c] for c in shown])
             new_higher = int((p[1:] > p[0] + TIE_TOL).sum())
             new_tied = int((np.abs(p[1:] - p[0]) <= TIE_TOL).sum())
             st.targets += 1

@@ -81,6 +81,11 @@ class EvalConfig:
         (``evaluate/rerank.py``); None: no reranking.
     rerank_systems: names of the systems to rerank (default: every system with a text
         representation: recent, history, memory and persona systems).
+    fit_role: systems with parameters (``history_recency``, ``routed``) are fitted on the split
+        users holding this role and not evaluated (``val`` of ``train roles``): each grid point
+        is scored on them under ``fit_protocol`` by ``fit_metric`` (mean over users) and the
+        first best point is kept. With no such user the defaults stay, and the report says so.
+        None: never fit.
     """
 
     protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
@@ -99,8 +104,15 @@ class EvalConfig:
     rerank: str | None = None
     rerank_top: int = 10
     rerank_systems: list[str] | None = None
+    fit_role: str | None = "val"
+    fit_protocol: str = "hard"
+    fit_metric: str = "hit@10"
 
     def __post_init__(self) -> None:
+        if self.fit_protocol not in PROTOCOLS:
+            raise ValueError(f"unknown fit_protocol {self.fit_protocol!r}; choose from {', '.join(PROTOCOLS)}")
+        if self.fit_metric not in METRICS:
+            raise ValueError(f"unknown fit_metric {self.fit_metric!r}; choose from {', '.join(METRICS)}")
         if self.failed_sets not in ("missing", "chance"):
             raise ValueError(f"failed_sets must be missing or chance, not {self.failed_sets!r}")
         if self.rerank not in (None, "llm"):
@@ -172,16 +184,20 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, llm
     systems = parse_specs(config.systems or default_specs(ws))
     names = [s.name for s in systems]
     baseline = config.baseline or ("single" if "single" in names else "history_embed")
+    fit_users = _fit_users(ws, data, users, config) if any(s.grid() for s in systems) else []
     with ws.run("evaluate", {**config.to_dict(), "users_evaluated": len(users)}) as run, terminal.progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
             TimeElapsedColumn(), disable=not progress) as bar:
-        ctx, embed_seconds = _embed(ws, data, users, embedder, config, bar)
+        ctx, embed_seconds = _embed(ws, data, users + fit_users, embedder, config, bar)
         prep_seconds: dict[str, float] = {}
         for s in systems:
             t0 = time.perf_counter()
-            s.prepare(ctx, users)
+            s.prepare(ctx, users + fit_users if s.grid() else users)
             prep_seconds[s.name] = time.perf_counter() - t0
         present = [s for s in systems if s.missing_reason is None and any(s.covers(u) for u in users)]
+        fit_seconds = _fit(present, fit_users, data, config, ctx, bar)
+        for name, sec in fit_seconds.items():
+            prep_seconds[name] += sec
         missing = {s.name: s.missing_reason or "covers no evaluated user" for s in systems if s not in present}
         baseline_name = baseline if baseline in [s.name for s in present] else None
         baseline_note = "" if baseline_name else f"baseline {baseline!r} is not in the table: no paired tests"
@@ -254,6 +270,60 @@ def _users(ws: Workspace, data: EvalData, config: EvalConfig) -> list[str]:
     return users
 
 
+def _fit_users(ws: Workspace, data: EvalData, users: list[str], config: EvalConfig) -> list[str]:
+    """Split users with history and future holding ``config.fit_role``, none of them evaluated."""
+    if config.fit_role is None:
+        return []
+    evaluated = set(users)
+    return sorted(u for u in ws.role_users(config.fit_role) if u in data.users and u not in evaluated)
+
+
+def _fit(present: list[System], fit_users: list[str], data: EvalData, config: EvalConfig, ctx: EvalContext,
+         bar: Progress) -> dict[str, float]:
+    """Fit every system with a grid on the validation users (``EvalConfig.fit_role``); the seconds per system."""
+    from dataclasses import replace
+
+    fittable = [s for s in present if s.grid()]
+    seconds: dict[str, float] = {}
+    if not fittable:
+        return seconds
+    if not fit_users:
+        reason = ("fitting is off (fit_role None)" if config.fit_role is None else
+                  f"no split user holds the role {config.fit_role!r} outside the evaluated users: assign roles "
+                  "with `personaminer train roles` and evaluate --role test")
+        for s in fittable:
+            s.fit_info = {"fitted": False, "reason": reason, "params_are": "defaults"}  # type: ignore[attr-defined]
+        return seconds
+    fit_config = replace(config, protocols=[config.fit_protocol], shuffle_targets=False)
+    tasks = [t for t in _build_tasks(data, fit_users, fit_config, ctx.pool_vectors, bar) if len(t.targets)]
+    fit_task = bar.add_task("fit on validation users", total=len(fittable) * len(tasks), stats="")
+    for s in fittable:
+        t0 = time.perf_counter()
+        grid = s.grid()
+        totals = np.zeros(len(grid))
+        covered = 0
+        for task in tasks:
+            bar.update(fit_task, advance=1)
+            if not s.covers(task.user_id):
+                continue
+            covered += 1
+            for g, scores in enumerate(s.score_grid(task.user_id, grid)):
+                vals = metrics_from_counts(*_counts(np.asarray(scores, dtype=np.float64), task, config.fit_protocol))
+                totals[g] += float(vals[config.fit_metric].mean())
+        if not covered:
+            s.fit_info = {"fitted": False, "params_are": "defaults",  # type: ignore[attr-defined]
+                          "reason": f"none of the {len(tasks)} {config.fit_role} users is covered by {s.name}"}
+        else:
+            best = int(np.argmax(totals))  # the first best point: grids go from the simplest
+            s.set_params(grid[best])
+            s.fit_info = {"fitted": True, "role": config.fit_role, "users": covered,  # type: ignore[attr-defined]
+                          "protocol": config.fit_protocol, "metric": config.fit_metric, "grid_points": len(grid),
+                          "best": round(float(totals[best] / covered), 4),
+                          "first_point": round(float(totals[0] / covered), 4)}
+        seconds[s.name] = time.perf_counter() - t0
+    return seconds
+
+
 def _embed(ws: Workspace, data: EvalData, users: list[str], embedder: Embedder, config: EvalConfig,
            bar: Progress) -> tuple[EvalContext, float]:
     """The evaluation context with the pool and every evaluated user's history embedded once."""
@@ -305,13 +375,24 @@ def _score(tasks: list[_Task], present: list[System], reranker: LLMReranker | No
                     t1 = time.perf_counter()
                     cands = [np.flatnonzero(task.allowed)] * len(task.targets) if p == "full" else task.negatives[p]
                     record(reranked[s.name].name, task, p, reranker.counts(
-                        s.name, scores, task.targets, cands, pool_texts, s.representation(task.user_id), counts))
+                        s.name, scores, task.targets, cands, pool_texts, s.representation(task.user_id), counts,
+                        profile_of=_route_profiles(s, task.user_id)))
                     spent = time.perf_counter() - t1
                     seconds[reranked[s.name].name] += spent
                     t0 += spent  # the base row's time leaves out its reranking
             seconds[s.name] += time.perf_counter() - t0
         bar.update(user_task, advance=1)
     return per, seconds
+
+
+def _route_profiles(s: System, user_id: str) -> Any:
+    """For a routed system, a candidate's reranker profile: its routing persona (else None)."""
+    from personaminer.evaluate.systems import Routed
+
+    if not isinstance(s, Routed) or user_id in s.chance_users:
+        return None
+    route = s.route(user_id)
+    return lambda pos: s.route_profile(user_id, int(route[pos]))
 
 
 def _describe_system(ws: Workspace, s: System, users: list[str], common: list[str], prep_seconds: dict[str, float],

@@ -13,9 +13,19 @@ spec                   score of a candidate text                                
 ``history_tfidf``      best TF-IDF cosine to any distinct history text (lexical)       history texts
 ``memories[=SET]``     best cosine to any intent memory summary of memory set SET      memory summaries
 ``personas:N=B[:M][@S]``  best cosine to any persona ``label: description``            persona texts
+``history_recency``    best (cosine + b·2^(−age/H)) to any history text; H, b fitted    history texts
+``history_hybrid``     reciprocal-rank fusion of ``history_embed`` and ``history_tfidf``  history texts
+``multi_interest[=K]`` best cosine to K k-means interest vectors of the history (K from  history texts
+                       an integer, or each user's persona count of a persona spec)
+``routed:N=B[:M][@S]`` persona-routed: best persona route (``personaminer.routing``),    persona texts,
+                       text + evidence summaries + evidence actions + priors; fitted     evidence actions
 =====================  ==============================================================  ==============
 
-``baselines`` expands to the six non-LLM baselines. For ``personas``, ``N`` names the row,
+``baselines`` expands to the non-LLM baselines (the six above ``memories`` and the three
+strong ones: recency-weighted, hybrid and multi-interest with K = 4). Systems with a
+parameter grid (``history_recency``, ``routed``) are fitted on the validation users
+(``EvalConfig.fit_role``) before the evaluated users are scored; the chosen parameters and the
+fit are in the report. For ``personas``, ``N`` names the row,
 ``B`` is the builder (``single``, ``cluster``, ``model``), ``M`` (optional) filters the persona
 sets by model: ``+``-joined terms, each a substring that must occur in the set's model id, the
 model's catalog name (``single:1.5b``) or its config (adapter path included), or, prefixed with
@@ -41,7 +51,8 @@ from personaminer.errors import UserError
 from personaminer.evaluate.data import EvalData
 from personaminer.store import Workspace
 
-BASELINES = ("random", "popularity", "recent", "mean_history", "history_embed", "history_tfidf")
+BASELINES = ("random", "popularity", "recent", "mean_history", "history_embed", "history_tfidf", "history_recency",
+             "history_hybrid", "multi_interest")
 
 
 class SystemSpecError(UserError, ValueError):
@@ -116,8 +127,31 @@ class System:
     def score(self, user_id: str) -> np.ndarray:
         raise NotImplementedError
 
+    #: parameter points tried when fitting on validation users (empty: nothing to fit); the first
+    #: point that reaches the best validation score wins, so grids go from the simplest point
+    def grid(self) -> list[dict[str, Any]]:
+        return []
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def score_grid(self, user_id: str, grid: Sequence[dict[str, Any]]) -> list[np.ndarray]:
+        """The user's pool scores under every point of ``grid`` (systems override it to share work)."""
+        out = []
+        for g in grid:
+            self.set_params(g)
+            out.append(np.asarray(self.score(user_id), dtype=np.float64))
+        return out
+
     def describe(self) -> dict[str, Any]:
-        return {"spec": self.spec, "kind": self.kind, "personalized": self.personalized}
+        out: dict[str, Any] = {"spec": self.spec, "kind": self.kind, "personalized": self.personalized}
+        if self.grid():
+            out["params"] = self.params()
+            out["fit"] = getattr(self, "fit_info", {"fitted": False, "reason": "not fitted"})
+        return out
+
+    def params(self) -> dict[str, Any]:
+        return {}
 
 
 REGISTRY: dict[str, type[System]] = {}
@@ -215,6 +249,138 @@ class HistoryTfidf(_History):
             block = (rows[s:s + 256] @ self._pool_t).toarray()
             np.maximum(out, block.max(axis=0), out=out)
         return out
+
+
+def _chunked_best(rep: np.ndarray, pool: np.ndarray, bonuses: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """For each row of ``bonuses`` (G, len(rep)): per pool row, the best ``rep·pool + bonus`` (G, len(pool))."""
+    out = np.full((len(bonuses), len(pool)), -np.inf, dtype=np.float32)
+    for s in range(0, len(rep), chunk):
+        block = rep[s:s + chunk] @ pool.T
+        for g in range(len(bonuses)):
+            np.maximum(out[g], (block + bonuses[g, s:s + chunk, None]).max(axis=0), out=out[g])
+    return out
+
+
+@register
+class HistoryRecency(_History):
+    """Recency-weighted history retrieval: a candidate's score is its best
+    ``cos(c, h) + b·2^(−age(h)/H)`` over the user's distinct history texts h, ``age`` the days from
+    h's latest occurrence to the cutoff. ``b = 0`` is ``history_embed``; H (half-life, days) and b
+    are fitted on the validation users (defaults when none: H = 30, b = 0.05)."""
+
+    kind = "history_recency"
+    HALF_LIVES = (1.0, 3.0, 7.0, 14.0, 30.0, 90.0, 365.0)
+    BONUSES = (0.02, 0.05, 0.1, 0.2)
+
+    def __init__(self, name: str, arg: str | None = None) -> None:
+        super().__init__(name, arg)
+        self.half_life, self.bonus = 30.0, 0.05
+
+    def grid(self) -> list[dict[str, Any]]:
+        return [{"half_life_days": 30.0, "bonus": 0.0}] + [
+            {"half_life_days": h, "bonus": b} for b in self.BONUSES for h in self.HALF_LIVES]
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        self.half_life, self.bonus = float(params["half_life_days"]), float(params["bonus"])
+
+    def params(self) -> dict[str, Any]:
+        return {"half_life_days": self.half_life, "bonus": self.bonus}
+
+    def score_grid(self, user_id: str, grid: Sequence[dict[str, Any]]) -> list[np.ndarray]:
+        u = self.ctx.data.users[user_id]
+        ages = np.array(u.distinct_ages(), dtype=np.float64)
+        bonuses = np.stack([float(g["bonus"]) * 2.0 ** (-ages / float(g["half_life_days"])) for g in grid])
+        return list(_chunked_best(self.ctx.text_vectors(self.history(user_id)), self.ctx.pool_vectors,
+                                  bonuses.astype(np.float32)))
+
+    def score(self, user_id: str) -> np.ndarray:
+        return self.score_grid(user_id, [self.params()])[0]
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based ranks, highest score first, ties sharing their mean rank."""
+    from scipy.stats import rankdata
+
+    return rankdata(-np.asarray(scores, dtype=np.float64), method="average")
+
+
+@register
+class HistoryHybrid(_History):
+    """Lexical + embedded history retrieval by reciprocal-rank fusion (Cormack et al., 2009): a
+    candidate's score is ``1/(k + rank_embed) + 1/(k + rank_tfidf)`` over the pool, with the ranks
+    of ``history_embed`` and ``history_tfidf`` and k = 60."""
+
+    kind = "history_hybrid"
+    K = 60.0
+
+    def prepare(self, ctx: EvalContext, users: Sequence[str]) -> None:
+        super().prepare(ctx, users)
+        self._embed, self._tfidf = HistoryEmbed("_embed"), HistoryTfidf("_tfidf")
+        self._embed.prepare(ctx, users)
+        self._tfidf.prepare(ctx, users)
+
+    def score(self, user_id: str) -> np.ndarray:
+        return (1.0 / (self.K + _ranks(self._embed.score(user_id)))
+                + 1.0 / (self.K + _ranks(self._tfidf.score(user_id))))
+
+
+@register
+class MultiInterest(_History):
+    """A non-LLM multi-interest baseline in the style of MIND / ComiRec: K interest vectors per user
+    (k-means, scikit-learn, seeded per user, over the L2-normalised embeddings of the distinct history
+    texts; centroids re-normalised), a candidate scored by its best cosine to one of them. K is
+    ``=K`` (default 4), or ``=PERSONA_ARG`` (as in ``personas:N=ARG``): each user's persona count in
+    that persona system (4 where the user has no set), capped by the number of distinct texts."""
+
+    kind = "multi_interest"
+    DEFAULT_K = 4
+
+    def __init__(self, name: str, arg: str | None = None) -> None:
+        super().__init__(name, arg)
+        self.k: int | None = int(arg) if arg and arg.isdigit() else (None if arg else self.DEFAULT_K)
+        if self.k is not None and self.k < 1:
+            raise SystemSpecError(f"multi_interest needs K >= 1 (got {arg!r})")
+        self._centroids: dict[str, np.ndarray] = {}
+        self.k_of: dict[str, int] = {}
+
+    def prepare(self, ctx: EvalContext, users: Sequence[str]) -> None:
+        super().prepare(ctx, users)
+        counts: dict[str, int] = {}
+        if self.k is None:
+            helper = Personas("_k", self.arg)
+            helper.ctx = ctx
+            helper.load(ctx.ws, list(users))
+            if helper.missing_reason:
+                self.missing_reason = f"multi_interest={self.arg}: {helper.missing_reason}"
+                return
+            counts = {u: len(t) for u, t in helper._texts.items()}
+        for u in users:
+            self.k_of[u] = counts.get(u, self.DEFAULT_K) if self.k is None else self.k
+
+    def centroids(self, user_id: str) -> np.ndarray:
+        if user_id not in self._centroids:
+            from sklearn.cluster import KMeans
+
+            from personaminer.evaluate.data import stable_seed
+
+            x = self.ctx.text_vectors(self.history(user_id)).astype(np.float64)
+            k = min(self.k_of.get(user_id, self.DEFAULT_K), len(x))
+            if k <= 1:
+                c = x.mean(axis=0, keepdims=True)
+            else:
+                km = KMeans(n_clusters=k, n_init=4, random_state=stable_seed("multi_interest", user_id) % 2**31)
+                c = km.fit(x).cluster_centers_
+            self._centroids[user_id] = (c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)).astype(
+                np.float32)
+        return self._centroids[user_id]
+
+    def score(self, user_id: str) -> np.ndarray:
+        return max_cosine(self.centroids(user_id), self.ctx.pool_vectors)
+
+    def describe(self) -> dict[str, Any]:
+        ks = list(self.k_of.values())
+        return {**super().describe(), "k": self.k if self.k is not None else f"persona count of {self.arg}",
+                "mean_k": round(float(np.mean(ks)), 3) if ks else None}
 
 
 class _TextSet(System):
@@ -393,6 +559,149 @@ class Personas(_TextSet):
         return out
 
 
+def _simplex(parts: int, steps: int) -> list[tuple[float, ...]]:
+    """Every weight vector of ``parts`` non-negative multiples of 1/steps summing to 1."""
+    import itertools
+
+    return [tuple(k / steps for k in c) for c in itertools.product(range(steps + 1), repeat=parts)
+            if sum(c) == steps]
+
+
+@register
+class Routed(Personas):
+    """Persona-routed retrieval (``personaminer.routing``): each persona of the user's set is a route
+    with its text, its evidence memories' summaries and the interaction texts under them; a candidate
+    takes its best route's score. The similarity weights (on a grid of step 0.25 summing to 1) and the
+    recency and size priors are fitted on the validation users; :meth:`route` names the persona that
+    produced each candidate's score (the explanation)."""
+
+    kind = "routed"
+    PRIORS = (0.0, 0.05, 0.1)
+
+    def __init__(self, name: str, arg: str | None = None) -> None:
+        super().__init__(name, arg)
+        from personaminer.routing import RouteWeights
+
+        self.weights = RouteWeights()
+        self.routes: dict[str, list[Any]] = {}
+
+    def grid(self) -> list[dict[str, Any]]:
+        from personaminer.routing import PARTS
+
+        sims = sorted(_simplex(len(PARTS), 4), key=lambda w: (-max(w), [-x for x in w]))  # text alone first
+        return [{**dict(zip(PARTS, w, strict=True)), "recency": r, "size": z}
+                for r in self.PRIORS for z in self.PRIORS for w in sims]
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        from personaminer.routing import RouteWeights
+
+        self.weights = RouteWeights(**{**self.weights.to_dict(), **params})
+
+    def params(self) -> dict[str, Any]:
+        return self.weights.to_dict()
+
+    def prepare(self, ctx: EvalContext, users: Sequence[str]) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        from personaminer.evaluate.data import norm
+
+        super().prepare(ctx, users)
+        if self.missing_reason:
+            return
+        self.routes = tables.personas.routes(ctx.ws.con, sorted(self.set_ids.values()), ctx.data.kinds)
+        index = {t: i for i, t in enumerate(ctx.data.texts)}
+        summaries = sorted({norm(x) for rs in self.routes.values() for r in rs for x in r.summaries})
+        svec = ctx.embedder.encode(summaries) if summaries else np.zeros((0, ctx.pool_vectors.shape[1]))
+        self._summary_vec = dict(zip(summaries, svec, strict=True))
+        for rs in self.routes.values():
+            for r in rs:
+                r.actions = list(dict.fromkeys(a for a in (norm(x) for x in r.actions) if a))
+        extra = sorted({a for rs in self.routes.values() for r in rs for a in r.actions if a not in index})
+        evec = ctx.embedder.encode(extra) if extra else np.zeros((0, ctx.pool_vectors.shape[1]))
+        self._extra_vec = dict(zip(extra, evec, strict=True))
+        self._index = index
+        corpus = [ctx.data.texts[int(t)] for t in ctx.data.pool] + sorted(
+            {a for rs in self.routes.values() for r in rs for a in r.actions})
+        self._vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+        self._vectorizer.fit(corpus)
+        self._pool_t = self._vectorizer.transform([ctx.data.texts[int(t)] for t in ctx.data.pool]).T.tocsc()
+        self._components: dict[str, np.ndarray] = {}
+        self._cutoffs: dict[str, Any] = {}
+
+    def _action_vectors(self, actions: list[str]) -> np.ndarray:
+        dim = self.ctx.pool_vectors.shape[1]
+        if not actions:
+            return np.zeros((0, dim), dtype=np.float32)
+        known = [self._index[a] for a in actions if a in self._index]
+        rows = [self.ctx.text_vectors(known)] if known else []
+        rows += [np.stack([self._extra_vec[a] for a in actions if a not in self._index])] if any(
+            a not in self._index for a in actions) else []
+        return np.concatenate(rows).astype(np.float32)
+
+    def components(self, user_id: str) -> np.ndarray:
+        """(routes, parts, pool) similarity parts of the user's routes (cached)."""
+        from personaminer.evaluate.data import norm
+        from personaminer.routing import route_components
+
+        if user_id not in self._components:
+            rs = self.routes.get(self.set_ids[user_id], [])
+            dim = self.ctx.pool_vectors.shape[1]
+            vecs, lex = [], []
+            for r in rs:
+                sv = [self._summary_vec[norm(x)] for x in r.summaries]
+                vecs.append((self._vectors[f"{' '.join(r.label.split())}: {' '.join(r.description.split())}"],
+                             np.stack(sv) if sv else np.zeros((0, dim), np.float32), self._action_vectors(r.actions)))
+                if r.actions:
+                    m = self._vectorizer.transform(r.actions) @ self._pool_t
+                    lex.append(np.asarray(m.max(axis=0).todense()).ravel())
+                else:
+                    lex.append(np.zeros(self._pool_t.shape[1]))
+            self._components[user_id] = route_components(vecs, lex, self.ctx.pool_vectors)
+        return self._components[user_id]
+
+    def _priors(self, user_id: str, weights: Any) -> np.ndarray:
+        from personaminer.routing import priors
+
+        if user_id not in self._cutoffs:
+            self._cutoffs[user_id] = self.ctx.ws.cutoff(user_id)
+        return priors(self.routes.get(self.set_ids[user_id], []), self._cutoffs[user_id], weights)
+
+    def score_grid(self, user_id: str, grid: Sequence[dict[str, Any]]) -> list[np.ndarray]:
+        from personaminer.routing import RouteWeights, combine
+
+        if user_id in self.chance_users:
+            return [np.zeros(len(self.ctx.pool_vectors)) for _ in grid]
+        comp = self.components(user_id)
+        out = []
+        for g in grid:
+            w = RouteWeights(**{**self.weights.to_dict(), **g})
+            out.append(combine(comp, self._priors(user_id, w), w)[0])
+        return out
+
+    def score(self, user_id: str) -> np.ndarray:
+        return self.score_grid(user_id, [self.params()])[0]
+
+    def route(self, user_id: str) -> np.ndarray:
+        """Per pool candidate, the index of the persona whose route gave its score (-1: none)."""
+        from personaminer.routing import combine
+
+        if user_id in self.chance_users:
+            return np.full(len(self.ctx.pool_vectors), -1)
+        return combine(self.components(user_id), self._priors(user_id, self.weights), self.weights)[1]
+
+    def route_profile(self, user_id: str, persona: int, max_actions: int = 12) -> list[str]:
+        """The reranker's profile of one route: ``label: description``, then its latest evidence texts."""
+        rs = self.routes.get(self.set_ids.get(user_id, ""), [])
+        if not 0 <= persona < len(rs):
+            return self.representation(user_id)
+        r = rs[persona]
+        return [r.text] + r.actions[-max_actions:]
+
+    def representation(self, user_id: str) -> list[str]:
+        rs = self.routes.get(self.set_ids.get(user_id, ""), [])
+        return super().representation(user_id) + list(dict.fromkeys(a for r in rs for a in r.actions))
+
+
 class Reranked(System):
     """The row ``<base>+llm``: the base system's ranking with its top candidates re-ordered by the
     LLM reranker (``evaluate/rerank.py``); coverage and representation are the base's."""
@@ -431,11 +740,14 @@ def parse_specs(text: str, ws: Workspace | None = None) -> list[System]:
         kind, _, name = head.partition(":")
         if kind not in REGISTRY:
             raise SystemSpecError(f"unknown system {kind!r} in {raw!r}; choose from baselines, {', '.join(REGISTRY)}")
-        if kind not in ("memories", "personas") and arg:
+        if kind not in ("memories", "personas", "routed", "multi_interest") and arg:
             raise SystemSpecError(f"{kind} takes no =ARG (got {raw!r})")
         default = (f"memories_{arg}" if kind == "memories" and arg else kind)
-        if kind == "personas" and not name:
+        if kind in ("personas", "routed") and not name:
             name = arg.partition("@")[0].replace(":", "_") if arg else ""
+            name = f"routed_{name}" if kind == "routed" and name else name
+        if kind == "multi_interest" and not name and arg:
+            name = f"multi_interest_{arg.partition('@')[0].replace(':', '_')}"
         out.append(REGISTRY[kind](name or default, arg or None))
         out[-1].raw_spec = raw
     names = [s.name for s in out]

@@ -27,6 +27,13 @@ class Usage:
     notes: list[str] = field(default_factory=list)
     truncated: bool = False  # the last answer stopped at the request's max_tokens
 
+    COUNTS = ("requests", "model_calls", "prompt_tokens", "completion_tokens")
+
+    def add_counts(self, other: Usage) -> None:
+        """Add ``other``'s request, call and token counts to this one (notes are the caller's)."""
+        for name in self.COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 def retry_sampling(base: ChatRequest, attempt: int, retry_temperature: float) -> dict[str, Any]:
     """The sampling of retry ``attempt`` (1 for the first retry) of ``base``: at least

@@ -296,8 +296,7 @@ def _segment_with_llm(windows: list[_Window], config: MemoryConfig, llm: LLM, re
             w.spans = w.spans[:-1] + [(s + start, e + start, summ, topics, by) for s, e, summ, topics, by in tail.spans]
             w.usage.notes.append(f"steps {start + 1}-{len(w.steps)} were continued in a new request")
             w.usage.notes.extend(f"(continuation) {n}" for n in tail.usage.notes)
-            for k in ("requests", "model_calls", "prompt_tokens", "completion_tokens"):
-                setattr(w.usage, k, getattr(w.usage, k) + getattr(tail.usage, k))
+            w.usage.add_counts(tail.usage)
             w.failed = w.failed or tail.failed
     for w in pending:  # still failing: keep coverage with extractive memories and say so
         w.failed = True

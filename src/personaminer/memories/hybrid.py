@@ -268,8 +268,7 @@ def run_hybrid(plans: list[DayPlan], config: MemoryConfig, llm: LLM, redact: boo
                 retry_temperature=config.retry_temperature) if jobs else []
     summary_of: dict[tuple[int, int], tuple[str, str]] = {}
     for (plan, k, _), u, (value, _) in zip(jobs, usages, texts, strict=True):
-        for name in ("requests", "model_calls", "prompt_tokens", "completion_tokens"):
-            setattr(plan.usage, name, getattr(plan.usage, name) + getattr(u, name))
+        plan.usage.add_counts(u)
         plan.n_summaries += 1
         if value is None:
             plan.usage.notes.append(f"the summary of segment {k + 1} failed after {u.requests} attempt(s): "

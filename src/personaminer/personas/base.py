@@ -55,7 +55,7 @@ class PersonaConfig:
         seed advanced per attempt (``None``: retries decode like the first attempt). Greedy
         retries of the 1.5B model repeated the invalid answer word for word: 11 of 20 Instacart
         users failed that way, and a MerRec cluster label cut at ``max_tokens`` three times.
-    distinct_labels: ``cluster`` re-asks, once, the label of a cluster whose label repeats (or
+    distinct_labels: ``cluster`` re-asks (up to ``max_retries`` times) the label of a cluster whose label repeats (or
         nearly repeats: MiniLM cosine >= ``label_similarity``) a label of a larger cluster of the
         same set, showing the labels already taken (prompt ``persona_label_distinct``). Without it
         the 1.5B model labelled four clusters of one Instacart user "food shopping", "food",

@@ -16,14 +16,14 @@ and description; a cluster whose answer stays invalid after the retries is dropp
 **Distinct labels** (``config.distinct_labels``, on by default). Labelled one at a time, two
 clusters often get the same label ("food", "food"). Going through the clusters from the largest
 down, a cluster whose label repeats one already kept (MiniLM cosine of the two labels, each
-embedded alone, >= ``config.label_similarity``) is asked once more with prompt
+embedded alone, >= ``config.label_similarity``) is asked again with prompt
 ``persona_label_distinct``, which shows its own memories, the labels taken so far and the words
 that set this cluster apart from the user's others (:func:`cluster_keywords`, BERTopic's
 class-based TF-IDF). The new
 answer replaces the old one when it is valid and no longer repeats a kept label (a repeat is an
 invalid answer, re-asked with the error fed back like any other, up to ``max_retries`` times);
 otherwise the first answer stays and the set's note says which label still repeats. So the first pass is
-unchanged (and cached), and a relabel costs one call per repeated label.
+unchanged (and cached), and a relabel costs one to ``1 + max_retries`` calls per repeated label.
 """
 
 from __future__ import annotations
@@ -79,9 +79,14 @@ def cluster_keywords(texts_per_cluster: list[list[str]], top: int = 6) -> list[l
     return [[str(words[j]) for j in np.argsort(-row, kind="stable")[:top] if row[j] > 0] for row in weight]
 
 
-def repeats(vector: np.ndarray, kept: list[np.ndarray], threshold: float) -> bool:
-    """Whether a label's unit vector is at least ``threshold`` alike (cosine) to one of ``kept``."""
-    return any(float(vector @ k) >= threshold for k in kept)
+def repeats(vector: np.ndarray, kept: list[np.ndarray], threshold: float) -> int | None:
+    """The index of the ``kept`` unit vector most alike (cosine) to a label's unit vector, when that
+    cosine is at least ``threshold``; ``None`` when the label repeats none of them."""
+    if not kept:
+        return None
+    sims = [float(vector @ k) for k in kept]
+    j = int(np.argmax(sims))
+    return j if sims[j] >= threshold else None
 
 
 def distinct_parser(unit: Callable[[str], np.ndarray], taken_vectors: list[np.ndarray], taken_labels: list[str],
@@ -90,9 +95,8 @@ def distinct_parser(unit: Callable[[str], np.ndarray], taken_vectors: list[np.nd
 
     def parse(text: str) -> LabelAnswer:
         answer = parse_label(text)
-        sims = [float(unit(answer.label) @ k) for k in taken_vectors]
-        j = int(np.argmax(sims))
-        if sims[j] >= threshold:
+        j = repeats(unit(answer.label), taken_vectors, threshold)
+        if j is not None:
             raise ValueError(f"the label {answer.label!r} repeats {taken_labels[j]!r}, a label already taken; "
                              f"name what only these memories are about")
         return answer
@@ -119,15 +123,14 @@ def relabel_repeats(llm: LLM, embedder: Embedder, config: PersonaConfig, sample:
         value = out[i][0]
         assert value is not None
         vec = unit(value.label)
-        if repeats(vec, kept_vectors, config.label_similarity):
+        if repeats(vec, kept_vectors, config.label_similarity) is not None:
             taken = "\n".join(f"- {label}" for label in kept_labels)
             req = request(prompt, LABEL_SCHEMA, config, sample, n=len(shown[i]), memories=numbered(shown[i]),
                           taken=taken, keywords=", ".join(keywords[i]) or "(none)")
             u = Usage()
             parse = distinct_parser(unit, list(kept_vectors), list(kept_labels), config.label_similarity)
             (new, raw), = ask(llm, [req], parse, config.max_retries, [u], retry_temperature=config.retry_temperature)
-            for f in ("requests", "model_calls", "prompt_tokens", "completion_tokens"):
-                setattr(usages[i], f, getattr(usages[i], f) + getattr(u, f))
+            usages[i].add_counts(u)
             usages[i].notes.extend(u.notes)
             if new is not None:
                 notes.append(f"label {value.label!r} repeated another; relabelled {new.label!r}")
@@ -206,8 +209,7 @@ class ClusterBuilder:
             total.notes.extend(relabel_notes)
             items = []
             for members, (value, _), u in zip(shown_per, answers, usages, strict=True):
-                for f in ("requests", "model_calls", "prompt_tokens", "completion_tokens"):
-                    setattr(total, f, getattr(total, f) + getattr(u, f))
+                total.add_counts(u)
                 total.notes.extend(u.notes)
                 if value is None:
                     total.notes.append(f"a cluster of {len(members)} memories got no valid label and was dropped")

@@ -129,6 +129,55 @@ def system_rows(con: duckdb.DuckDBPyConnection, builder: str, memory_set: str, m
         [builder, memory_set, model, collection, users]).fetchall()
 
 
+def ok_sets(con: duckdb.DuckDBPyConnection, user_id: str, collection: str | None, builder: str | None
+            ) -> list[tuple[str, str | None]]:
+    """(set_id, collection) of a user's usable (not failed) sample-0 sets, of one collection and/or builder."""
+    return con.execute("SELECT set_id, collection FROM persona_sets WHERE user_id = ? AND sample_index = 0 "
+                       "AND status <> 'failed' AND (? IS NULL OR collection = ?) AND (? IS NULL OR builder = ?) "
+                       "ORDER BY set_id", [user_id, collection, collection, builder, builder]).fetchall()
+
+
+def routes(con: duckdb.DuckDBPyConnection, set_ids: list[str], kinds: list[str] | None) -> dict[str, list[Any]]:
+    """Per set, its personas as :class:`personaminer.routing.Route` (position order): evidence ids,
+    the evidence memories' summaries (evidence order), the end of the latest one, and the distinct
+    texts of the actions under them of ``kinds`` (default: every kind but ``click``), in time order."""
+    from personaminer.routing import Route
+
+    out: dict[str, list[Any]] = {}
+    by_id: dict[tuple[str, int], Any] = {}
+    for set_id, pos, pid, label, desc, evidence in con.execute(
+            "SELECT set_id, position, persona_id, label, description, evidence FROM personas "
+            "WHERE list_contains(?, set_id) ORDER BY set_id, position", [set_ids]).fetchall():
+        r = Route(label, desc, list(evidence), persona_id=pid)
+        out.setdefault(set_id, []).append(r)
+        by_id[(set_id, pos)] = r
+    if not by_id:
+        return out
+    rows = con.execute(
+        """WITH ev AS (SELECT set_id, position, unnest(evidence) AS memory_id,
+                              generate_subscripts(evidence, 1) AS k FROM personas WHERE list_contains(?, set_id))
+           SELECT ev.set_id, ev.position, ev.k, m.summary, m.end_ts FROM ev JOIN memories m USING (memory_id)
+           ORDER BY ev.set_id, ev.position, ev.k""", [set_ids]).fetchall()
+    for set_id, pos, _k, summary, end_ts in rows:
+        r = by_id[(set_id, pos)]
+        r.summaries.append(summary)
+        r.last_ts = end_ts if r.last_ts is None or end_ts > r.last_ts else r.last_ts
+    acts = con.execute(
+        """WITH ev AS (SELECT set_id, position, unnest(evidence) AS memory_id FROM personas
+                       WHERE list_contains(?, set_id)),
+                ma AS (SELECT memory_id, unnest(action_ids) AS action_id FROM memories
+                       WHERE memory_id IN (SELECT memory_id FROM ev))
+           SELECT ev.set_id, ev.position, a.text FROM ev JOIN ma USING (memory_id) JOIN actions a USING (action_id)
+           WHERE (? IS NULL AND a.kind <> 'click') OR list_contains(?, a.kind)
+           ORDER BY ev.set_id, ev.position, a.ts, a.seq""", [set_ids, kinds, kinds]).fetchall()
+    for set_id, pos, text in acts:
+        r = by_id[(set_id, pos)]
+        t = " ".join(str(text or "").split())
+        if t and t not in r.actions:
+            r.actions.append(t)
+    return out
+
+
 def verify(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Every persona's evidence exists, belongs to the persona's user, and is non-empty (counts must be 0)."""
     return {

@@ -43,10 +43,12 @@ def cutoff(con: duckdb.DuckDBPyConnection, user_id: str) -> dt.datetime | None:
     return rows[0][0] if rows else None
 
 
-def split_interactions(con: duckdb.DuckDBPyConnection, kinds: list[str]) -> list[tuple[str, str, bool]]:
-    """(user, text, is_future) of every split user's actions of ``kinds``, in (user, ts, seq) order."""
+def split_interactions(con: duckdb.DuckDBPyConnection, kinds: list[str]) -> list[tuple[str, str, bool, float]]:
+    """(user, text, is_future, days before the cutoff) of every split user's actions of ``kinds``, in
+    (user, ts, seq) order."""
     return con.execute(
-        "SELECT a.user_id, a.text, a.ts >= s.cutoff_ts AS fut FROM actions a JOIN splits s USING (user_id) "
+        "SELECT a.user_id, a.text, a.ts >= s.cutoff_ts AS fut, "
+        "(epoch(s.cutoff_ts) - epoch(a.ts)) / 86400.0 AS age FROM actions a JOIN splits s USING (user_id) "
         "WHERE list_contains(?, a.kind) ORDER BY a.user_id, a.ts, a.seq", [kinds]).fetchall()
 
 
