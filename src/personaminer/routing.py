@@ -131,14 +131,19 @@ def combine(components: np.ndarray, prior: np.ndarray, weights: RouteWeights) ->
     return per[best, np.arange(per.shape[1])], best
 
 
+def make_tfidf() -> Any:
+    """The project's lexical vectorizer (``history_tfidf``, routes): word 1-2-grams, sublinear tf, l2."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+
+
 def tfidf_max(candidates: Sequence[str], groups: Sequence[Sequence[str]],
               vectorizer: Any | None = None) -> list[np.ndarray]:
     """For each group of texts, each candidate's best TF-IDF cosine to one of the group's texts.
     ``vectorizer``: a fitted scikit-learn ``TfidfVectorizer`` (default: one fitted on all the texts)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     if vectorizer is None:
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+        vectorizer = make_tfidf()
         corpus = list(candidates) + [t for g in groups for t in g]
         if not any(c.strip() for c in corpus):
             return [np.zeros(len(candidates)) for _ in groups]

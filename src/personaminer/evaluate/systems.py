@@ -233,12 +233,12 @@ class HistoryTfidf(_History):
     kind = "history_tfidf"
 
     def prepare(self, ctx: EvalContext, users: Sequence[str]) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
+        from personaminer.routing import make_tfidf
 
         super().prepare(ctx, users)
         idx = sorted({int(t) for t in ctx.data.pool} | {i for u in users for i in ctx.data.users[u].history})
         self._row = {t: r for r, t in enumerate(idx)}
-        self._vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, token_pattern=r"(?u)\b\w+\b")
+        self._vectorizer = make_tfidf()
         self._matrix = self._vectorizer.fit_transform([ctx.data.texts[i] for i in idx]).tocsr()
         self._pool_t = self._matrix[[self._row[int(t)] for t in ctx.data.pool]].T.tocsc()
 
@@ -601,9 +601,8 @@ class Routed(Personas):
         return self.weights.to_dict()
 
     def prepare(self, ctx: EvalContext, users: Sequence[str]) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         from personaminer.evaluate.data import norm
+        from personaminer.routing import make_tfidf
 
         super().prepare(ctx, users)
         if self.missing_reason:
@@ -622,7 +621,7 @@ class Routed(Personas):
         self._index = index
         corpus = [ctx.data.texts[int(t)] for t in ctx.data.pool] + sorted(
             {a for rs in self.routes.values() for r in rs for a in r.actions})
-        self._vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+        self._vectorizer = make_tfidf()
         self._vectorizer.fit(corpus)
         self._pool_t = self._vectorizer.transform([ctx.data.texts[int(t)] for t in ctx.data.pool]).T.tocsc()
         self._components: dict[str, np.ndarray] = {}
@@ -649,7 +648,7 @@ class Routed(Personas):
             vecs, lex = [], []
             for r in rs:
                 sv = [self._summary_vec[norm(x)] for x in r.summaries]
-                vecs.append((self._vectors[f"{' '.join(r.label.split())}: {' '.join(r.description.split())}"],
+                vecs.append((self._vectors[r.text],
                              np.stack(sv) if sv else np.zeros((0, dim), np.float32), self._action_vectors(r.actions)))
                 if r.actions:
                     m = self._vectorizer.transform(r.actions) @ self._pool_t
