@@ -15,33 +15,11 @@
 # persona sets at chance) -> the two controls (benchmarks/leakage_controls.py).
 set -euo pipefail
 
-ds="${1:?dataset: aol or instacart}"; users="${2:?users to sample, e.g. 150}"; out="${3:-runs/heldout}"
+ds="${1:?dataset: aol, instacart or movielens}"; users="${2:?users to sample, e.g. 150}"; out="${3:-runs/heldout}"
 adapters="${ADAPTERS:-runs}"
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-pm="${PERSONAMINER:-$here/.venv/bin/personaminer}"
-py="${PYTHON:-$here/.venv/bin/python}"
-shared="${PERSONAMINER_SHARED_DATASETS:-$here/../shared/datasets}"
-case "$ds" in
-  # single's completion budget: AOL keeps the default 1,024 tokens. On Instacart the 1.5B model
-  # often loops on basket lists ("They also buy ...") up to the budget, 2 to 3 minutes per
-  # answer here, so single gets 256 there, as cluster does (a valid answer is 50 to 120 tokens).
-  aol) input="$shared/aol_top1000_users/user_search_logs.tar.gz"; single_tokens=1024 ;;
-  instacart) input="$shared/instacart_593_users"; single_tokens=256 ;;
-  *) echo "dataset must be aol or instacart" >&2; exit 2 ;;
-esac
-[[ -e $input ]] || { echo "$input not found (set PERSONAMINER_SHARED_DATASETS)" >&2; exit 1; }
-ws="$out/$ds"; mkdir -p "$ws"
-t() {  # t NAME COMMAND...: run and time one step
-  local name="$1" t0; t0=$(date +%s); shift
-  echo "== $ds: $name" >&2
-  "$@"
-  echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$ws/timings.tsv"
-}
-
-[[ -f $ws/.ingested ]] || { t ingest "$pm" ingest "$input" -w "$ws" -q && touch "$ws/.ingested"; }
-t split "$pm" split -w "$ws" --users "$users" --seed 0
-t memories "$pm" memories -w "$ws" --mode extractive --history --users "$users" --seed 0 -q
-t roles "$pm" train roles -w "$ws" --users "$users" --seed 0 --val-users 10 --test-users 50
+VAL=10 TEST=50
+# shellcheck source=benchmarks/heldout_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/heldout_lib.sh"
 test=(--memories extractive --role test -q)
 big=(--model qwen2.5-coder-1.5b-instruct)
 small=(--model smollm2-135m-instruct --max-memories 16 --max-retries 0 --max-tokens 512)

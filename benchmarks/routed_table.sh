@@ -22,31 +22,12 @@ set -euo pipefail
 
 ds="${1:?dataset: aol, instacart or movielens}"; users="${2:?users to sample, e.g. 150}"; out="${3:-runs/routed}"
 builders="${BUILDERS:-cluster single}"; test_users="${TEST_USERS:-50}"; val_users="${VAL_USERS:-20}"
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-pm="${PERSONAMINER:-$here/.venv/bin/personaminer}"
-py="${PYTHON:-$here/.venv/bin/python}"
-shared="${PERSONAMINER_SHARED_DATASETS:-$here/../shared/datasets}"
-case "$ds" in
-  aol) input="$shared/aol_top1000_users/user_search_logs.tar.gz"; single_tokens=1024 ;;
-  instacart) input="$shared/instacart_593_users"; single_tokens=256 ;;   # see heldout_table.sh
-  movielens) input="$shared/movielens_100k"; single_tokens=256 ;;
-  *) echo "dataset must be aol, instacart or movielens" >&2; exit 2 ;;
-esac
-[[ -e $input ]] || { echo "$input not found (set PERSONAMINER_SHARED_DATASETS)" >&2; exit 1; }
-ws="$out/$ds"; mkdir -p "$ws"
-t() {  # t NAME COMMAND...: run and time one step
-  local name="$1" t0; t0=$(date +%s); shift
-  echo "== $ds: $name" >&2
-  "$@"
-  echo -e "$name\t$(( $(date +%s) - t0 ))" >> "$ws/timings.tsv"
-}
-
-[[ -f $ws/.ingested ]] || { t ingest "$pm" ingest "$input" -w "$ws" -q && touch "$ws/.ingested"; }
-t split "$pm" split -w "$ws" --users "$users" --seed 0
-t memories "$pm" memories -w "$ws" --mode extractive --history --users "$users" --seed 0 -q
-t roles "$pm" train roles -w "$ws" --users "$users" --seed 0 --val-users "$val_users" --test-users "$test_users"
+VAL="$val_users" TEST="$test_users"
+# shellcheck source=benchmarks/heldout_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/heldout_lib.sh"
 big=(--model qwen2.5-coder-1.5b-instruct --memories extractive -q)
 systems='baselines,memories=extractive'
+compare=''  # each routed row against each strong non-persona baseline, paired (the bar of #23)
 for b in $builders; do
   case "$b" in
     cluster) opts=(--max-memories 8 --max-tokens 256) ;;
@@ -57,8 +38,10 @@ for b in $builders; do
     t "$b-$role" "$pm" personas -w "$ws" -b "$b" "${big[@]}" "${opts[@]}" --role "$role"
   done
   systems+=",personas:$b=$b@extractive,routed:routed_$b=$b@extractive"
+  for ref in history_hybrid history_recency history_tfidf multi_interest; do compare+="${compare:+,}routed_$b:$ref"; done
 done
-[[ $builders == *cluster* ]] && systems+=',multi_interest:mi_cluster=cluster@extractive'
-t evaluate "$pm" evaluate -w "$ws" --role test --protocol all --systems "$systems" --failed-sets chance --seed 0 -q
+[[ $builders == *cluster* ]] && { systems+=',multi_interest:mi_cluster=cluster@extractive'; compare+=',routed_cluster:mi_cluster'; }
+t evaluate "$pm" evaluate -w "$ws" --role test --protocol all --systems "$systems" --failed-sets chance --seed 0 -q \
+  --compare "$compare"
 t controls "$py" "$here/benchmarks/leakage_controls.py" -w "$ws" --role test --systems "$systems" --failed-sets chance
 echo "== $ds: $ws/reports/evaluate.md, $ws/reports/controls.json" >&2

@@ -180,7 +180,9 @@ def test_routed_fits_on_validation_users_and_beats_persona_text_alone(tmp_path: 
         plant_topic_personas(ws, users)
         test, val = ws.role_users("test"), ws.role_users("val")
         cfg = {"systems": "history_embed,history_recency,personas:text=c,routed:r=c", "bootstrap": 100}
-        r = run_evaluation(ws, EvalConfig(role="test", **cfg), embedder=EMB, progress=False)
+        r = run_evaluation(ws, EvalConfig(role="test", compare=["r:history_embed", "text:history_recency",
+                                                                "r:absent"], **cfg),
+                           embedder=EMB, progress=False)
         md = (path / "reports" / "evaluate.md").read_text()
         unfit = run_evaluation(ws, EvalConfig(role="test", fit_role=None, **cfg), embedder=EMB, progress=False)
         ctx = _ctx(ws)
@@ -198,6 +200,13 @@ def test_routed_fits_on_validation_users_and_beats_persona_text_alone(tmp_path: 
     assert hr["r"]["hit@10"]["mean"] >= hr["text"]["hit@10"]["mean"]  # the evidence routes add to the text
     assert set(np.unique(routes)) <= {0, 1}
     assert "## Fitted parameters" in md and "**not fitted**" not in md
+    # --compare: the extra pairs equal the baseline column where they coincide; a missing one is named
+    assert r["baseline"] == "history_embed"
+    for p in ("sampled", "hard", "full"):
+        assert r["comparisons"][p]["all"]["r:history_embed"] == r["paired"][p]["all"]["r"]
+    assert set(r["comparisons"]["hard"]["novel"]) == {"r:history_embed", "text:history_recency"}
+    assert r["comparisons_missing"] == {"r:absent": "not in the table: absent"}
+    assert "## Paired comparisons" in md and "| hard | text vs history_recency |" in md and "`r:absent`" in md
     assert r["systems"]["r"]["representation_tokens_per_user"] > r["systems"]["text"]["representation_tokens_per_user"]
 
 
@@ -229,3 +238,9 @@ def test_spec_names_do_not_collide() -> None:
     names = [s.name for s in parse_specs("personas=cluster@extractive,routed=cluster@extractive,multi_interest,"
                                          "multi_interest=cluster,multi_interest=3")]
     assert names == ["cluster", "routed_cluster", "multi_interest", "multi_interest_cluster", "multi_interest_3"]
+
+
+@pytest.mark.parametrize("pair", ["r", "r:", ":b", "r:r"])
+def test_compare_pairs_are_validated(pair: str) -> None:
+    with pytest.raises(ValueError, match="compare pairs"):
+        EvalConfig(compare=[pair])

@@ -101,6 +101,8 @@ def evaluate_cmd(
                                                   "this to the target.")] = default(E, "near_duplicate"),
     baseline: Annotated[str | None, typer.Option("--baseline", help="System the paired tests compare against "
                                                  "(default: single, else history_embed).")] = None,
+    compare: Annotated[str | None, typer.Option("--compare", help="More paired tests, comma-separated A:B pairs "
+                                                "(system A against B), e.g. routed_cluster:history_hybrid.")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples.")] = default(E, "bootstrap"),
     shuffle_targets: Annotated[bool, typer.Option("--shuffle-targets", help="Control: score each user against "
                                                   "another user's targets (should give chance).")] = False,
@@ -130,6 +132,7 @@ def evaluate_cmd(
     try:
         config = EvalConfig(protocols=protocols, systems=systems, max_targets=max_targets, seed=seed, users=users, role=role,
                             n_negatives=negatives, near_duplicate=near_duplicate, baseline=baseline,
+                            compare=[x.strip() for x in compare.split(",") if x.strip()] if compare else None,
                             bootstrap=bootstrap, shuffle_targets=shuffle_targets, rerank=rerank,
                             failed_sets=failed_sets,
                             rerank_top=rerank_top, fit_role=None if fit_role.lower() == "none" else fit_role,

@@ -92,6 +92,23 @@ def to_markdown(r: dict[str, Any]) -> str:
             score = f"{_fmt(f['first_point'])} → {_fmt(f['best'])}" if f.get("fitted") else "-"
             params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in s["params"].items())
             lines.append(f"| {name} | {on} | {f.get('grid_points', '-')} | {score} | {params} |")
+    if r.get("comparisons") or r.get("comparisons_missing"):
+        lines += ["", "## Paired comparisons (HR@10, points; paired bootstrap 95% CI, Wilcoxon p)", ""]
+        for pair, why in (r.get("comparisons_missing") or {}).items():
+            lines.append(f"- `{pair}`: {why}")
+        if r.get("comparisons"):
+            groups = ("all", "repeats", "novel")
+            lines += ["| protocol | A vs B | " + " | ".join(groups) + " |", "|---|---|" + "---|" * len(groups)]
+            for p, by_group in r["comparisons"].items():
+                for pair in by_group["all"]:
+                    cells = []
+                    for g in groups:
+                        t = by_group[g][pair]["hit@10"]
+                        cells.append("-" if t["diff"] is None else
+                                     f"{_fmt(t['diff'])} [{_fmt(t['ci'][0])}, {_fmt(t['ci'][1])}], "
+                                     f"p={t['p_wilcoxon'] if t['p_wilcoxon'] is None else format(t['p_wilcoxon'], '.2g')}, n={t['n']}")
+                    a, _, b = pair.partition(":")
+                    lines.append(f"| {p} | {a} vs {b} | " + " | ".join(cells) + " |")
     if r["quality"]:
         lines += ["", "## Persona quality (set_scores of the evaluated sets)", "",
                   "| system | judge/config | sets | final | cohesion | alignment | truthfulness |",

@@ -68,6 +68,9 @@ class EvalConfig:
         The future pool and the negatives still come from every split user.
     baseline: the system the paired tests compare against (default: ``single`` when present,
         else ``history_embed``).
+    compare: more paired tests, each ``"A:B"`` (system A against system B, e.g.
+        ``routed_cluster:history_hybrid``), reported in their own table; a pair naming a system
+        that is not in the table is listed as such, not dropped silently.
     bootstrap: resamples for the confidence intervals and the paired bootstrap.
     shuffle_targets: the control: user u is scored against the targets of another user (a
         seeded derangement); negatives exclude both users' texts. Personalized systems should
@@ -97,6 +100,7 @@ class EvalConfig:
     users: int | None = None
     role: str | None = None
     baseline: str | None = None
+    compare: list[str] | None = None
     bootstrap: int = 1000
     shuffle_targets: bool = False
     kinds: list[str] | None = None
@@ -125,6 +129,10 @@ class EvalConfig:
             raise ValueError("max_targets and n_negatives must be at least 1")
         if not 0 < self.near_duplicate <= 1:
             raise ValueError("near_duplicate must be in (0, 1]")
+        for pair in self.compare or []:
+            a, sep, b = pair.partition(":")
+            if not sep or not a or not b or a == b:
+                raise ValueError(f"compare pairs are 'A:B' with two different systems, not {pair!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -207,6 +215,7 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, llm
         per, score_seconds = _score(tasks, present, reranker, reranked, config, data, bar)
         rows: list[System] = present + list(reranked.values())
         results = _aggregate(per, rows, common, users, baseline_name, config)
+        comparisons, compare_missing = _compare(per, rows, common, config)
         report = {
             "config": config.to_dict(),
             "workspace": str(ws.path),
@@ -227,6 +236,7 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, llm
             "results": results["main"],
             "own_coverage": results["own"],
             "paired": results["paired"],
+            "comparisons": comparisons, "comparisons_missing": compare_missing,
             "quality": _quality(ws, rows, common),
             "leakage_check": leak,
             "embed_model": embedder.model_id,
@@ -467,6 +477,29 @@ def _build_tasks(data: EvalData, users: Sequence[str], config: EvalConfig, pool_
     return tasks
 
 
+def _paired(a: dict[str, Any], b: dict[str, Any], common: list[str], config: EvalConfig) -> dict[str, Any]:
+    both = [u for u in common if u in a and u in b]
+    return {m: _clean(paired_test(np.array([a[u][m] for u in both]), np.array([b[u][m] for u in both]),
+                                  resamples=config.bootstrap, seed=config.seed))
+            for m in ("hit@10", "ndcg@10", "mrr")}
+
+
+def _compare(per: dict[str, Any], rows: list[System], common: list[str],
+             config: EvalConfig) -> tuple[dict[str, Any], dict[str, str]]:
+    """The extra paired tests of ``config.compare``: protocol -> group -> "A:B" -> metric -> test."""
+    names = {s.name for s in rows}
+    pairs, missing = [], {}
+    for pair in config.compare or []:
+        a, _, b = pair.partition(":")
+        if absent := [x for x in (a, b) if x not in names]:
+            missing[pair] = f"not in the table: {', '.join(absent)}"
+        else:
+            pairs.append((pair, a, b))
+    out = {p: {g: {pair: _paired(by_sys[a][g], by_sys[b][g], common, config) for pair, a, b in pairs}
+               for g in GROUPS} for p, by_sys in per.items()} if pairs else {}
+    return out, missing
+
+
 def _aggregate(per: dict[str, Any], present: list[System], common: list[str], users: list[str],
                baseline: str | None, config: EvalConfig) -> dict[str, Any]:
     main: dict[str, Any] = {}
@@ -486,12 +519,7 @@ def _aggregate(per: dict[str, Any], present: list[System], common: list[str], us
                                                                             seed=config.seed)]}
                 main[p][g][s.name] = row
                 if baseline is not None and s.name != baseline:
-                    base = by_sys[baseline][g]
-                    both = [u for u in common if u in vals and u in base]
-                    paired[p][g][s.name] = {m: _clean(paired_test(np.array([vals[u][m] for u in both]),
-                                                                  np.array([base[u][m] for u in both]),
-                                                                  resamples=config.bootstrap, seed=config.seed))
-                                            for m in ("hit@10", "ndcg@10", "mrr")}
+                    paired[p][g][s.name] = _paired(vals, by_sys[baseline][g], common, config)
         for s in present:
             vals = by_sys[s.name]["all"]
             own[p][s.name] = {"users": len(vals), **{m: mean([v[m] for v in vals.values()], 4) for m in METRICS}}

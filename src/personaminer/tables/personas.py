@@ -170,11 +170,13 @@ def routes(con: duckdb.DuckDBPyConnection, set_ids: list[str], kinds: list[str] 
            SELECT ev.set_id, ev.position, a.text FROM ev JOIN ma USING (memory_id) JOIN actions a USING (action_id)
            WHERE (? IS NULL AND a.kind <> 'click') OR list_contains(?, a.kind)
            ORDER BY ev.set_id, ev.position, a.ts, a.seq""", [set_ids, kinds, kinds]).fetchall()
+    seen: dict[tuple[str, int], set[str]] = {}
     for set_id, pos, text in acts:
-        r = by_id[(set_id, pos)]
         t = " ".join(str(text or "").split())
-        if t and t not in r.actions:
-            r.actions.append(t)
+        known = seen.setdefault((set_id, pos), set())
+        if t and t not in known:
+            known.add(t)
+            by_id[(set_id, pos)].actions.append(t)
     return out
 
 
