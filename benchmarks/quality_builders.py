@@ -1,7 +1,8 @@
 """The builders side by side under the previous score and the current one.
 
     .venv/bin/python benchmarks/quality_builders.py --workspace aol=runs/quality/aol \
-        --workspace instacart=runs/quality/instacart [--judge llm] [--users 20] [--out builders.json]
+        --workspace instacart=runs/quality/instacart [--judge llm] [--users 20] [--out builders.json] \
+        [--collection cluster=cluster-d]
 
 For every stored persona set (sample 0) of every builder, on the users that all builders have a set
 for (``--users``: at most that many per workspace, in user order), two scores from the same judge
@@ -43,9 +44,15 @@ def main() -> None:
     ap.add_argument("--builders", default="cluster,single,model")
     ap.add_argument("--judge", default="llm", choices=["llm", "embedding"])
     ap.add_argument("--users", type=int, default=20)
+    ap.add_argument("--collection", action="append", default=[],
+                    help="BUILDER=COLLECTION (repeatable): that builder's sets come from this persona collection "
+                         "only, e.g. cluster=cluster-d (default: the builder's first stored set per user)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     builders = args.builders.split(",")
+    collection = dict(c.split("=", 1) for c in args.collection)
+    if unknown := set(collection) - set(builders):
+        ap.error(f"--collection names builders that are not compared: {', '.join(sorted(unknown))}")
     embedder = MiniLMEmbedder()
     llm = None
     if args.judge == "llm":
@@ -60,11 +67,12 @@ def main() -> None:
         name, path = spec.split("=", 1)
         with Workspace(path, read_only=True) as ws:
             rows = ws.con.execute(
-                "SELECT user_id, builder, set_id, status FROM persona_sets WHERE sample_index = 0 ORDER BY user_id",
+                "SELECT user_id, builder, set_id, status, collection FROM persona_sets WHERE sample_index = 0 "
+                "ORDER BY user_id, set_id",
             ).fetchall()
             by_user: dict[str, dict[str, tuple[str, str]]] = {}
-            for user, builder, set_id, status in rows:
-                if builder in builders:
+            for user, builder, set_id, status, coll in rows:
+                if builder in builders and collection.get(builder, coll) == coll:
                     by_user.setdefault(user, {}).setdefault(builder, (set_id, status))
             users = [u for u, d in by_user.items() if set(d) >= set(builders)][:args.users]
             data = WorkspaceData(ws, embedder, current)
