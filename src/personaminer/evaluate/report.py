@@ -8,6 +8,14 @@ from pathlib import Path
 from typing import Any
 
 
+def _paired_cell(t: dict[str, Any] | None, *, with_n: bool = False) -> str:
+    """One paired test as "diff [ci low, ci high], p=..." ("-" when it could not be computed)."""
+    if not t or t["diff"] is None or t["p_wilcoxon"] is None:
+        return "-"
+    return (f"{_fmt(t['diff'])} [{_fmt(t['ci'][0])}, {_fmt(t['ci'][1])}], p={t['p_wilcoxon']:.2g}"
+            + (f", n={t['n']}" if with_n else ""))
+
+
 def _fmt(x: float | None, pct: bool = True) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
@@ -54,10 +62,7 @@ def to_markdown(r: dict[str, Any]) -> str:
                      _fmt(row["ndcg@10"]["mean"]), _fmt(row["mrr"]["mean"])]
             if base:
                 pr = r["paired"][p]["all"].get(name, {}).get("hit@10")
-                cells.append("baseline" if name == base else
-                             (f"{_fmt(pr['diff'])} [{_fmt(pr['ci'][0])}, {_fmt(pr['ci'][1])}], "
-                              f"p={pr['p_wilcoxon']:.2g}" if pr and pr["diff"] is not None and pr["p_wilcoxon"] is not None
-                              else "-"))
+                cells.append("baseline" if name == base else _paired_cell(pr))
             cells += [_num(sysinfo["representation_tokens_per_user"]), _num(sysinfo["llm_tokens_per_user"])]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
@@ -104,9 +109,7 @@ def to_markdown(r: dict[str, Any]) -> str:
                     cells = []
                     for g in groups:
                         t = by_group[g][pair]["hit@10"]
-                        cells.append("-" if t["diff"] is None else
-                                     f"{_fmt(t['diff'])} [{_fmt(t['ci'][0])}, {_fmt(t['ci'][1])}], "
-                                     f"p={t['p_wilcoxon'] if t['p_wilcoxon'] is None else format(t['p_wilcoxon'], '.2g')}, n={t['n']}")
+                        cells.append(_paired_cell(t, with_n=True))
                     a, _, b = pair.partition(":")
                     lines.append(f"| {p} | {a} vs {b} | " + " | ".join(cells) + " |")
     if r["quality"]:
