@@ -226,7 +226,8 @@ def test_config_rejects_nonsense() -> None:
 
 def test_cluster_relabels_a_repeated_label(ws_copy: tuple[Path, list[str]], embedder) -> None:  # type: ignore[no-untyped-def]
     """Every cluster labelled "Food" at first: the largest keeps it, each other is asked once more with
-    the labels taken so far; a relabel that still repeats keeps the first answer, with a note."""
+    the labels taken so far; a relabel that still repeats gets its cluster's keywords appended, with a note
+    (or, with keyword_labels off, keeps the first answer)."""
     from personaminer.personas.cluster import ClusterBuilder
     from tests.fakes import ScriptedLLM, user_text
 
@@ -252,9 +253,18 @@ def test_cluster_relabels_a_repeated_label(ws_copy: tuple[Path, list[str]], embe
     assert len(asked) == 1 + 3 * (len(labels) - 2)  # a repeat is invalid: asked again twice, with the error
     assert "- Food" in user_text(asked[0]) and "Golf clubs and courses" in user_text(asked[1])
     assert "repeats 'Food'" in asked[2].messages[-1]["content"] and asked[2].temperature == 0.7
-    assert "Golf clubs and courses" in labels and labels.count("Food") == len(labels) - 1  # the first answer stays
-    assert "relabelled 'Golf clubs and courses'" in (ps.note or "") and "still repeats" in (ps.note or "")
+    assert "Golf clubs and courses" in labels and labels.count("Food") == 1  # the largest keeps its label
+    named = [label for label in labels if label.startswith("Food (")]
+    assert len(named) == len(labels) - 2 and len(set(named)) == len(named)  # keyword labels, all different
+    assert all(2 <= len(label[6:-1].split(", ")) <= 3 for label in named) and all(len(label) <= 80 for label in named)
+    assert "relabelled 'Golf clubs and courses'" in (ps.note or "") and "named by its cluster's keywords" in (ps.note or "")
     assert ps.prompt == "persona_label.v1+persona_label_distinct.v1" and ps.status == "ok"
+    kept = PersonaConfig(builder="cluster", memory_set="extractive", keyword_labels=False)
+    [old] = ClusterBuilder().build(users[0], mine, kept, embedder=embedder, llm=ScriptedLLM(
+        {"persona_label": lambda req, calls: same, "persona_label_distinct": lambda req, calls: same}))
+    assert [p.label for p in old.personas].count("Food") == len(old.personas) and "still repeats" in (old.note or "")
+    assert kept.output_config() != PersonaConfig(builder="cluster").output_config()
+    assert "keyword_labels" not in kept.output_config()
     off = PersonaConfig(builder="cluster", memory_set="extractive", distinct_labels=False)
     [plain] = ClusterBuilder().build(users[0], mine, off, embedder=embedder, llm=ScriptedLLM(lambda r, c: same))
     assert {p.label for p in plain.personas} == {"Food"} and plain.prompt == "persona_label.v1"

@@ -147,6 +147,9 @@ def personas_cmd(
     distinct_labels: Annotated[bool, typer.Option(
         "--distinct-labels/--repeated-labels", help="cluster: re-ask (up to --max-retries times) the label of a cluster whose label "
         "repeats a larger cluster's (docs/personas.md).")] = default(P, "distinct_labels"),
+    keyword_labels: Annotated[bool, typer.Option(
+        "--keyword-labels/--no-keyword-labels", help="cluster: a label that still repeats after the relabels gets its "
+        "cluster's three most distinctive words appended (docs/personas.md).")] = default(P, "keyword_labels"),
     label_similarity: Annotated[float, typer.Option(
         "--label-similarity", help="cluster: two labels whose MiniLM cosine is at least this count as the "
         "same label.")] = default(P, "label_similarity"),
@@ -174,6 +177,7 @@ def personas_cmd(
                                decoding=decoding, memory_order=memory_order,  # type: ignore[arg-type]
                                linkage=linkage,  # type: ignore[arg-type]
                                distinct_labels=distinct_labels, label_similarity=label_similarity,
+                               keyword_labels=keyword_labels,
                                retry_temperature=retry_temperature or None, max_retries=max_retries,
                                max_tokens=max_tokens, adapter=str(adapter) if adapter else None, name=name)
     except ValueError as exc:

@@ -63,6 +63,12 @@ class PersonaConfig:
         against the set and which no reader wants.
     label_similarity: the cosine of two labels (each embedded alone) at or above which they count
         as the same label.
+    keyword_labels: when a relabel still repeats a kept label after every retry, ``cluster`` appends
+        the cluster's three most distinctive words (class-based TF-IDF, as BERTopic names its topics)
+        to the first answer's label: "film (sci-fi, war, children's)" instead of a second "film".
+        The 1.5B model answered "film" or "entertainment" to every relabel of four MovieLens users
+        (three retries each), so two facets of one user carried one generic label. Recorded in the
+        set's note. Off: the repeated label stays, as before.
     name: the persona collection the sets are stored under (default ``BUILDER@MEMORY_SET``). A
         collection is a named output with a lineage: asking for a name built with another
         config, model, prompt or memory set is refused (pick another name, or replace it).
@@ -87,6 +93,7 @@ class PersonaConfig:
     adapter: str | None = None
     distinct_labels: bool = True
     label_similarity: float = 0.6
+    keyword_labels: bool = True
     name: str | None = None
 
     def __post_init__(self) -> None:
@@ -127,7 +134,8 @@ class PersonaConfig:
         ``decoding`` and ``memory_order`` only when not at their defaults and the builder is ``model``
         (so collections made before the fields existed keep their lineage), and ``distinct_labels`` with
         ``label_similarity`` only for ``cluster`` with the relabelling on (a cluster collection made
-        before it existed was made without it, so its lineage differs, as it should)."""
+        before it existed was made without it, so its lineage differs, as it should); ``keyword_labels``
+        likewise, and only when on (collections made before it existed keep their lineage when it is off)."""
         d = self.to_dict()
         for k in ("samples", "name"):
             d.pop(k)
@@ -140,6 +148,8 @@ class PersonaConfig:
         if self.builder != "cluster" or not self.distinct_labels:
             d.pop("distinct_labels")
             d.pop("label_similarity")
+        if self.builder != "cluster" or not self.distinct_labels or not self.keyword_labels:
+            d.pop("keyword_labels")
         return d
 
 

@@ -24,10 +24,15 @@ answer replaces the old one when it is valid and no longer repeats a kept label 
 invalid answer, re-asked with the error fed back like any other, up to ``max_retries`` times);
 otherwise the first answer stays and the set's note says which label still repeats. So the first pass is
 unchanged (and cached), and a relabel costs one to ``1 + max_retries`` calls per repeated label.
+
+**Keyword labels** (``config.keyword_labels``, on by default). A label that still repeats after
+every relabel gets the cluster's three most distinctive words appended, ``"film (sci-fi, war,
+children's)"``, as BERTopic names a topic by its c-TF-IDF words; noted in the set. No model call.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -36,6 +41,7 @@ from personaminer.embed import Embedder
 from personaminer.llm.base import LLM
 from personaminer.llm.validated import Usage, ask
 from personaminer.personas.base import (
+    LABEL_CHARS,
     LABEL_SCHEMA,
     LabelAnswer,
     MemoryItem,
@@ -104,6 +110,18 @@ def distinct_parser(unit: Callable[[str], np.ndarray], taken_vectors: list[np.nd
     return parse
 
 
+def keyword_label(answer: LabelAnswer, keywords: list[str]) -> LabelAnswer | None:
+    """``answer`` with its label followed by up to three of ``keywords`` in parentheses (as many as fit
+    in a label; a word the label already has is skipped), or ``None`` when no keyword is left."""
+    have = set(re.findall(r"[\w'-]+", answer.label.lower()))
+    keywords = [k for k in keywords if k.lower() not in have]
+    for n in (3, 2, 1):
+        label = f"{answer.label} ({', '.join(keywords[:n])})"
+        if keywords[:n] and len(label) <= LABEL_CHARS:
+            return LabelAnswer(label=label, description=answer.description)
+    return None
+
+
 def relabel_repeats(llm: LLM, embedder: Embedder, config: PersonaConfig, sample: int, shown: list[list[MemoryItem]],
                     sizes: list[int], answers: list[tuple[LabelAnswer | None, str | None]],
                     usages: list[Usage], keywords: list[list[str]]) -> tuple[list[tuple[LabelAnswer | None, str | None]],
@@ -135,6 +153,10 @@ def relabel_repeats(llm: LLM, embedder: Embedder, config: PersonaConfig, sample:
             if new is not None:
                 notes.append(f"label {value.label!r} repeated another; relabelled {new.label!r}")
                 out[i], vec, value = (new, raw), unit(new.label), new
+            elif config.keyword_labels and (named := keyword_label(value, keywords[i])) is not None:
+                notes.append(f"label {value.label!r} still repeated another after a relabel; "
+                             f"named by its cluster's keywords: {named.label!r}")
+                out[i], vec, value = (named, out[i][1]), unit(named.label), named
             else:
                 notes.append(f"label {value.label!r} still repeats another after a relabel")
         kept_labels.append(value.label)
