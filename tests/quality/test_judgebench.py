@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from personaminer import Workspace
-from personaminer.quality.judgebench import NEGATIVE, make_cases, run_judges, summarize
+from personaminer.quality.judgebench import HABITS, NEGATIVE, make_cases, run_judges, summarize
 
 
 def test_cases_have_known_labels_and_the_guards_catch_their_types(aol_memory_copy, embedder) -> None:  # type: ignore[no-untyped-def]
@@ -22,6 +22,7 @@ def test_cases_have_known_labels_and_the_guards_catch_their_types(aol_memory_cop
         assert c.label == (c.type in ("supported", "supported, one memory"))
         assert c.evidence and (c.type not in ("supported, one memory", "inflated frequency") or len(c.evidence) == 1)
     assert set(own) <= set(users)
+    assert all(c.claim in HABITS for c in cases if c.type == "invented habit")  # drawn last, so the others are as before
     s = summarize(rows, ["embedding", "embedding+guards"])
     guarded = s["embedding+guards"]["types"]
     for t in ("swapped action", "invented demographic", "inflated frequency"):

@@ -16,6 +16,8 @@ inflated frequency        no     "frequently" / "every day" from a single memory
 liking, low rating        no     "The user loves "<title>"." for a movie rated 1 or 2
 one memory, unrelated     no     another user's action, against one memory of this user (the case that
                                  fooled the judge: a small model says Yes to almost anything about one search)
+invented habit            no     a habit, motive or taste no evidence states ("The user enjoys trying new
+                                 recipes."), the soft embellishment ``single`` writes (docs/quality.md)
 ========================  =====  =========================================================================
 
 :func:`make_cases` draws them (seeded) from the users of a workspace; :func:`run_judges` scores
@@ -44,10 +46,16 @@ from personaminer.store import Workspace
 
 POSITIVE = ("supported", "supported, one memory", "liking, high rating")
 NEGATIVE = ("other user", "swapped action", "invented demographic", "inflated frequency", "liking, low rating",
-            "one memory, unrelated")
+            "one memory, unrelated", "invented habit")
 DEMOGRAPHICS = ["The user is a 34-year-old nurse who lives in Reno.", "The user is a retired teacher from Ohio.",
                 "The user is a 19-year-old student living in Austin.", "The user is a father of three.",
                 "The user is a 52-year-old engineer who lives in Denver."]
+#: Lifestyle claims of the kind the 1.5B model adds to a persona ("passionate", "locally sourced",
+#: "experimenting with recipes"): no log states a motive, a taste or a habit outside the logs.
+HABITS = ["The user enjoys trying new recipes in their free time.", "The user is passionate about healthy living.",
+          "The user prefers locally sourced products.", "The user likes to plan everything well in advance.",
+          "The user loves exploring new hobbies with friends.", "The user values quality over price.",
+          "The user is a devoted fan who follows every new release."]
 
 
 @dataclass
@@ -123,6 +131,8 @@ def make_cases(ws: Workspace, dataset: str, users: Sequence[str], memory_set: st
         "liking, low rating": lambda u, a: (None if a.rating is None or a.rating > 2 else
                                             (f'The user loves "{_name(a.text)}".', [a.memory_id], 0)),
         "one memory, unrelated": lambda u, a: (restate(rng.choice(acts[other_than(u)])), [a.memory_id], 0),
+        # last, so the types above draw the same cases as before it existed (one seeded stream)
+        "invented habit": lambda u, a: (rng.choice(HABITS), evidence(u, a.memory_id), 0),
     }
     for kind, make in makers.items():
         made, tries = 0, 0
