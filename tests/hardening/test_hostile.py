@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -211,3 +212,32 @@ def test_report_is_inert_html(hostile_ws: tuple[Path, list[str], dict[str, bytes
         anchors = set(re.findall(r'id="([^"]+)"', h))
         assert targets and targets <= anchors, (u, targets - anchors)
         assert '<ul class="actions">' in h  # and each memory lists its actions
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="chromium not installed (apt-get install chromium)")
+def test_report_renders_hostile_text_as_text_in_a_browser(hostile_ws: tuple[Path, list[str], dict[str, bytes]],
+                                                           tmp_path: Path) -> None:
+    """Headless Chromium opens each hostile user's page from file://: our script runs, nothing else
+    does (one script element, no alert), and the XSS strings are text nodes, not elements."""
+    from html import escape
+
+    from personaminer.explorer import user_page
+    from personaminer.terminal import visible
+
+    ws, users, _ = hostile_ws
+    out = tmp_path / "rep"
+    assert _pm("report", "-w", str(ws), "--out", str(out), "-q").returncode == 0
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    for u in users:
+        proc = subprocess.run([str(browser), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                               f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+                               "--dump-dom", (out / user_page(u)).resolve().as_uri()],
+                              capture_output=True, text=True, timeout=120, check=False)
+        dom = proc.stdout
+        assert proc.returncode == 0 and 'data-script="on"' in dom, proc.stderr[-2000:]
+        assert dom.count("<script") == 1 and "<img" not in dom.lower(), u
+        assert "Refused to" not in proc.stderr and "alert" not in proc.stderr.lower(), proc.stderr[-2000:]
+        if "Likes " in dom:  # a persona of this user: its hostile label and description are text nodes
+            shown = [h for h in HOSTILE if escape(visible(h), quote=False) in dom]
+            assert len(shown) >= 2, (u, shown)

@@ -73,6 +73,8 @@ def _env() -> Environment:
                       autoescape=select_autoescape(default=True, default_for_string=True), trim_blocks=True,
                       lstrip_blocks=True, finalize=lambda v: visible(v) if type(v) is str else v)
     env.filters["num"] = lambda v, d=3: "-" if v is None or (isinstance(v, float) and v != v) else f"{v:.{d}f}"
+    env.filters["short"] = lambda v: (v[:12] + "…") if isinstance(v, str) and len(v) > 24 and all(
+        c in "0123456789abcdef" for c in v) else v
     env.filters["pct"] = lambda v: "-" if v is None else f"{100 * v:.1f}"
     env.filters["jsonattrs"] = lambda a: ", ".join(f"{k} {v}" for k, v in sorted((a or {}).items())
                                                    if v is not None and k in ("rating", "price", "event", "event_type",
