@@ -21,6 +21,11 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
+def _json(value: Any) -> dict[str, Any]:
+    """A JSON column's value as a dict (DuckDB returns JSON as text; NULL as ``{}``)."""
+    return json.loads(value) if isinstance(value, str) else (value or {})
+
+
 def stage_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """How many rows each stage wrote: actions, users, quarantined rows, memories, persona sets, scores."""
     out: dict[str, int] = {}
@@ -63,7 +68,7 @@ def scores(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
                       "c.judge, c.config_key, c.final, c.values FROM set_scores c JOIN persona_sets s USING (set_id) "
                       "WHERE s.sample_index = 0 ORDER BY 1, c.judge, c.user_id")
     for r in rows:
-        r["values"] = json.loads(r["values"]) if isinstance(r["values"], str) else (r["values"] or {})
+        r["values"] = _json(r["values"])
     return rows
 
 
@@ -110,7 +115,7 @@ def set_scores(con: duckdb.DuckDBPyConnection, set_ids: list[str]) -> list[dict[
     rows = _rows(con, "SELECT set_id, judge, config_key, judge_model, final, values FROM set_scores "
                       "WHERE list_contains(?, set_id) ORDER BY set_id, judge, config_key", [set_ids])
     for r in rows:
-        r["values"] = json.loads(r["values"]) if isinstance(r["values"], str) else (r["values"] or {})
+        r["values"] = _json(r["values"])
     return rows
 
 
@@ -120,7 +125,7 @@ def persona_scores(con: duckdb.DuckDBPyConnection, set_ids: list[str]) -> list[d
     rows = _rows(con, "SELECT persona_id, set_id, judge, config_key, values FROM persona_scores "
                       "WHERE list_contains(?, set_id)", [set_ids])
     for r in rows:
-        r["values"] = json.loads(r["values"]) if isinstance(r["values"], str) else (r["values"] or {})
+        r["values"] = _json(r["values"])
     return rows
 
 
@@ -148,7 +153,7 @@ def actions(con: duckdb.DuckDBPyConnection, action_ids: list[str]) -> dict[str, 
     rows = _rows(con, "SELECT action_id, ts, kind, text, attrs FROM actions WHERE list_contains(?, action_id)",
                  [action_ids])
     for r in rows:
-        r["attrs"] = json.loads(r["attrs"]) if isinstance(r["attrs"], str) else (r["attrs"] or {})
+        r["attrs"] = _json(r["attrs"])
     return {r["action_id"]: r for r in rows}
 
 
