@@ -8,7 +8,8 @@ server, no inline script or style: every page carries a strict Content-Security-
 
 Everything taken from logs (queries, item texts, summaries, labels, descriptions, claims, user ids)
 is escaped by Jinja2's autoescape, after its control and bidi characters are written as visible
-escapes (``\u202e``, as on the terminal: a bidi override could reorder what the reader sees); user pages are named by a hash of the user id, never by the id
+escapes (``\u202e``, as on the terminal: a bidi override could reorder what the reader sees);
+user pages are named by a hash of the user id, never by the id
 itself; the script reorders and hides table rows and never writes HTML.
 """
 
@@ -26,10 +27,9 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from personaminer import stats, tables
+from personaminer import stats, tables, terminal
 from personaminer.explorer import svg
 from personaminer.store import Workspace
-from personaminer.terminal import visible
 
 #: The set-level terms shown, in this order (those a score does not have are left out).
 TERMS = ("final", "cohesion", "alignment", "truthfulness", "specificity", "distinctness", "abstraction",
@@ -71,7 +71,7 @@ def _env() -> Environment:
     # escapes (terminal.visible) before autoescape; Markup (the charts) is built escaped already.
     env = Environment(loader=PackageLoader("personaminer.explorer", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True), trim_blocks=True,
-                      lstrip_blocks=True, finalize=lambda v: visible(v) if type(v) is str else v)
+                      lstrip_blocks=True, finalize=lambda v: terminal.visible(v) if type(v) is str else v)
     env.filters["num"] = lambda v, d=3: "-" if v is None or (isinstance(v, float) and v != v) else f"{v:.{d}f}"
     env.filters["short"] = lambda v: (v[:12] + "…") if isinstance(v, str) and len(v) > 24 and all(
         c in "0123456789abcdef" for c in v) else v
@@ -163,7 +163,6 @@ def _user_context(ws: Workspace, user_id: str, config: ReportConfig) -> dict[str
                                             for p in s["personas"]],
                                      title=f"activity of user {user_id} and when each persona of {s['collection']} "
                                            "was active")
-        s["colours"] = [svg.colour(j) for j in range(len(s["personas"]))]
     return {"user_id": user_id, "sets": sets, "days": len(days),
             "actions": sum(n for _, n in days), "first": days[0][0] if days else None,
             "last": days[-1][0] if days else None}
@@ -183,8 +182,6 @@ def build_report(ws: Workspace, out: str | Path, config: ReportConfig | None = N
     """Write the explorer of ``ws`` to ``out`` (created; files of an earlier report are replaced).
     Returns a summary: pages written, users listed, where ``index.html`` is."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-
-    from personaminer import terminal
 
     config = config or ReportConfig()
     out = Path(out)
