@@ -60,14 +60,15 @@ def test_strict_exit_code(merrec_csv: Path, tmp_path: Path) -> None:
 
 
 def _scripted_model():  # type: ignore[no-untyped-def]
-    """One fake model for every stage of the demo: segments of two steps, halves as personas, a judge
-    that says yes."""
+    """One fake model for every stage of the demo: segments of two steps, halves as personas, labels
+    that echo a cluster's first memory, a judge that says yes."""
     from tests.fakes import ScriptedLLM, hybrid_memories, persona_model, segmenter
 
     hybrid = hybrid_memories(0.5).script
+    personas = persona_model().script
     return ScriptedLLM({"intent_memories": segmenter(size=2).script["intent_memories"],
                         "intent_boundary": hybrid["intent_boundary"], "intent_summary": hybrid["intent_summary"],
-                        "persona_model": persona_model().script["persona_model"],
+                        "persona_model": personas["persona_model"], None: personas[None],
                         "claim_judge": lambda req, i: 0.8}, model="fake-demo")
 
 
@@ -97,14 +98,27 @@ def test_memories_score_and_audit_commands(aol_memory_copy, embedder) -> None:  
 
 
 def test_demo_wiring(movielens_dir: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """``demo`` runs its stages through the Python API: MovieLens in, two users shown with evidence."""
+    """``demo`` runs its stages through the Python API: MovieLens in, cluster-then-label personas over
+    extractive memories, LLM-judge scores, the explorer written, two users shown with several
+    personas, their scores, claim verdicts and evidence."""
     import personaminer.datasets
     import personaminer.llm
 
     monkeypatch.setattr(personaminer.datasets, "fetch_movielens_100k", lambda: movielens_dir)
     monkeypatch.setattr(personaminer.llm, "make_llm", lambda cfg: _scripted_model())
-    r = runner.invoke(app, ["demo", "-w", str(tmp_path / "demo"), "--users", "2"])
+    ws = tmp_path / "demo"
+    r = runner.invoke(app, ["demo", "-w", str(ws)])
     assert r.exit_code == 0, r.output
     assert "ingest ml-100k" in r.output or "rows read" in r.output
-    assert r.output.count("builder model sample 0") == 2 and "First half" in r.output
-    assert "persona quality (llm judge)" in r.output
+    assert "persona quality (llm judge)" in r.output and "coverage check ok" in r.output
+    assert r.output.count("| cluster@extractive |") == 2 and "About " in r.output
+    assert "claims supported" in r.output and "✓" in r.output and "evidence:" in r.output
+    assert "only 0 of" not in r.output and "final " in r.output
+    assert (ws / "report" / "index.html").exists() and "explorer:" in r.output
+    assert len(list((ws / "report" / "u").glob("*.html"))) == 2
+    assert (ws / "reports" / "score.svg").exists() and "score.svg" in (ws / "reports" / "score.md").read_text()
+    # the persona model over the hybrid LLM memories: the other path of the same command
+    r = runner.invoke(app, ["demo", "-w", str(tmp_path / "demo2"), "--users", "1", "--memories", "llm",
+                            "--builder", "model"])
+    assert r.exit_code == 0, r.output
+    assert "| model@llm |" in r.output and "First half" in r.output and "intent memories (llm)" in r.output

@@ -136,6 +136,9 @@ def test_memories_personas_coverage_missing_and_paired(tmp_path: Path) -> None:
     assert q["sets"] == 3 and q["final"] == pytest.approx(0.3) and q["cohesion"] == 0.5 and q["alignment"] is None
     md = (path / "reports" / "evaluate.md").read_text()
     assert "## Protocol `hard`" in md and "| single |" in md and "tuned" in md
+    assert "![HR@10 per system" in md and "(evaluate.svg)" in md
+    svg = (path / "reports" / "evaluate.svg").read_text()
+    assert svg.startswith("<?xml") and "hard: HR@10" in svg and "memories_extractive" in svg
     assert json.loads((path / "reports" / "evaluate.json").read_text())["config"]["seed"] == 0
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from personaminer import Workspace
+from personaminer.charts import histogram, timeline
 from personaminer.explorer import ReportConfig, build_report, user_page
-from personaminer.explorer.svg import histogram, timeline
 
 
 def test_pages_hold_what_the_tables_hold(movielens_report) -> None:  # type: ignore[no-untyped-def]
@@ -66,3 +66,28 @@ def test_charts_escape_and_count() -> None:
     d = dt.date(2020, 1, 1)
     t = timeline([(d, 2), (d + dt.timedelta(days=3), 4)], [("<i>\u202e", [d])])
     assert "&lt;i&gt;\\u202e" in t and "\u202e" not in t and "2020-01-04: 4 actions" in t
+
+
+def test_quality_and_evaluation_charts(tmp_path: Path) -> None:
+    """The charts ``score`` and ``evaluate`` write: one group per builder / protocol, bars in the
+    order asked, intervals drawn, labels escaped, a standalone SVG file (nothing for no data)."""
+    from xml.etree import ElementTree
+
+    from personaminer import charts
+
+    builders = {"<cluster>": {"sets": 3, "final": {"mean": 0.8, "se": 0.05, "n": 3},
+                              "cohesion": {"mean": 0.5, "se": None, "n": 1}, "alignment": {"mean": None, "n": 0}},
+                "single": {"sets": 2, "final": {"mean": 0.4, "se": 0.1, "n": 2}}}
+    q = charts.quality_chart(builders, title="q")
+    assert "&lt;cluster&gt;: 3 sets" in q and "<cluster>" not in q and "single: 2 sets" in q
+    assert "final (n=3): 0.800" in q and "cohesion: 0.500" in q and "alignment" not in q
+    assert q.count("<line") == 2  # an interval where a standard error exists: both finals, not cohesion
+    report = {"results": {"hard": {"all": {"a": {"hit@10": {"mean": 0.2, "ci95": [0.1, 0.3]}},
+                                           "b": {"hit@10": {"mean": 0.6, "ci95": None}}}},
+                          "full": {"all": {}}}}
+    e = charts.evaluation_chart(report)
+    assert "hard: HR@10" in e and "full: HR@10" not in e and e.index("b: 60.0%") < e.index("a: 20.0%")
+    path = charts.write(tmp_path / "e.svg", e)
+    assert path is not None and ElementTree.parse(path).getroot().tag == "{http://www.w3.org/2000/svg}svg"
+    assert charts.write(tmp_path / "none.svg", charts.evaluation_chart({"results": {}})) is None
+    assert not (tmp_path / "none.svg").exists()

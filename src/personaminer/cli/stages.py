@@ -253,7 +253,7 @@ def score_cmd(
 
 def print_scores(summary: dict, judge: str, workspace: Path) -> None:  # type: ignore[type-arg]
     table = Table(title=f"persona quality ({markup(judge)} judge) in {markup(workspace)}")
-    table.add_column("builder")
+    table.add_column("builder", no_wrap=True)
     table.add_column("sets", justify="right")
     terms = ("final", "cohesion", "alignment", "truthfulness", "mean_p_yes", "coverage", "redundancy")
     for m in terms:

@@ -57,6 +57,62 @@ def persona_trees(ws: Workspace, user_id: str, *, builder: str | None = None, al
     return trees
 
 
+def scored_trees(ws: Workspace, user_id: str, *, judge: str = "llm", collection: str | None = None,
+                 max_memories: int = 3, max_actions: int = 2) -> list[Tree]:
+    """A short view of the user's sample-0 sets: each persona with its scores, its claims (verdict,
+    P(Yes)) and its first evidence memories with their first actions (the demo's view)."""
+    sets = [s for s in tables.explorer.user_sets(ws.con, user_id) if collection in (None, s["collection"])]
+    ids = [s["set_id"] for s in sets]
+    finals = {r["set_id"]: r["final"] for r in tables.explorer.set_scores(ws.con, ids) if r["judge"] == judge}
+    pscores = {r["persona_id"]: r["values"] for r in tables.explorer.persona_scores(ws.con, ids) if r["judge"] == judge}
+    claims: dict[str, list[dict]] = {}  # type: ignore[type-arg]
+    for r in tables.explorer.claim_verdicts(ws.con, ids):
+        if r["judge"] == judge:
+            claims.setdefault(r["persona_id"], []).append(r)
+    mids = [mid for s in sets for p in s["personas"] for mid in p["evidence"][:max_memories]]
+    mems = tables.explorer.memories(ws.con, mids)
+    acts = tables.explorer.actions(ws.con, [a for mm in mems.values() for a in list(mm["action_ids"])[:max_actions]])
+    trees = []
+    for s in sets:
+        final = finals.get(s["set_id"])
+        root = Tree(f"[bold]user {m(user_id)}[/] | {m(s['collection'])} | {len(s['personas'])} personas | "
+                    + (f"final [bold]{final:.3f}[/] ({m(judge)} judge)" if final is not None else
+                       f"{m(s['status'])}, not scored by the {m(judge)} judge"))
+        for p in s["personas"]:
+            v = pscores.get(p["persona_id"], {})
+            cs = claims.get(p["persona_id"], [])
+            terms = " · ".join(f"{t} {v[t]:.2f}" for t in ("alignment", "truthfulness", "specificity")
+                               if isinstance(v.get(t), float | int))
+            supported = sum(bool(c["supported"]) for c in cs)
+            node = root.add(f"[bold cyan]{m(p['label'])}[/]: {m(p['description'])}\n[dim]{terms}"
+                            + (f" · claims supported {supported}/{len(cs)}" if cs else "") + "[/]")
+            for c in cs:
+                mark = "[green]✓[/]" if c["supported"] else "[red]✗[/]"
+                node.add(f"{mark} {m(c['claim'])} [dim](P(Yes)={c['p_yes']:.2f}"
+                         + (f", guard {m(c['guard'])}" if c["guard"] else "") + ")[/]")
+            ev = node.add(f"[dim]evidence: {len(p['evidence'])} memories[/]")
+            for mid in p["evidence"][:max_memories]:
+                mm = mems.get(mid)
+                if mm is None:
+                    continue
+                mnode = ev.add(f"[green]{mm['day']}[/] {m(mm['summary'])}")
+                for aid in list(mm["action_ids"])[:max_actions]:
+                    a = acts.get(aid)
+                    if a is not None:
+                        rating = a["attrs"].get("rating")
+                        mnode.add(f"[dim]{a['ts']:%H:%M} {m(a['kind'])}{f' {rating:g}/5' if isinstance(rating, float | int) else ''}[/] {m(a['text'])}")
+                if len(mm["action_ids"]) > max_actions:
+                    more = len(mm["action_ids"]) - max_actions
+                    mnode.add(f"[dim]... {more} more {'action' if more == 1 else 'actions'}[/]")
+            if len(p["evidence"]) > max_memories:
+                more = len(p["evidence"]) - max_memories
+                ev.add(f"[dim]... {more} more {'memory' if more == 1 else 'memories'}[/]")
+        if s["unassigned"]:
+            root.add(f"[yellow]{len(s['unassigned'])} memories unassigned[/]")
+        trees.append(root)
+    return trees
+
+
 def audit_trees(ws: Workspace, user_id: str, *, judge: str = "llm", builder: str | None = None) -> list[Tree]:
     """One tree per scored set of the user: personas -> claims with verdict and P(Yes) -> the evidence seen."""
     rows = tables.scores.verdicts(ws.con, user_id, judge, builder) if ws.has_table("claim_verdicts") else []

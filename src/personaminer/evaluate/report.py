@@ -26,8 +26,9 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:,.0f}"
 
 
-def to_markdown(r: dict[str, Any]) -> str:
-    """The report as Markdown tables (metrics in percent; CI = bootstrap 95% over users)."""
+def to_markdown(r: dict[str, Any], *, chart: str | None = None) -> str:
+    """The report as Markdown tables (metrics in percent; CI = bootstrap 95% over users); ``chart``:
+    the file name of its HR@10 chart, shown under the header."""
     c = r["config"]
     lines = [f"# Future interaction prediction: {r['workspace']}", "",
              f"Split: {json.dumps(r['split']['rules'])}. Interaction kinds: {', '.join(r['interaction_kinds'])}. "
@@ -40,6 +41,8 @@ def to_markdown(r: dict[str, Any]) -> str:
              + (f" **Control: targets shuffled across users** ({r['targets']['shuffled_shared_dropped']} targets that "
                 "the scored user also has in their own history or future left out)." if c["shuffle_targets"] else ""),
              ""]
+    if chart:
+        lines += [f"![HR@10 per system and protocol, with bootstrap 95% intervals]({chart})", ""]
     if r["missing_systems"]:
         lines += ["Missing systems (not in the table): " + "; ".join(f"`{k}`: {v}" for k, v in
                                                                       r["missing_systems"].items()), ""]

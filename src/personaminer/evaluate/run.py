@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from personaminer import tables, terminal
+from personaminer import charts, tables, terminal
 from personaminer.embed import Embedder
 from personaminer.errors import UserError
 from personaminer.evaluate.data import EvalData, load_data, stable_seed
@@ -247,7 +247,10 @@ def run_evaluation(ws: Workspace, config: EvalConfig, *, embedder: Embedder, llm
         run.update({k: report[k] for k in ("users", "pool", "baseline", "missing_systems", "seconds")})
     name = "evaluate-shuffled" if config.shuffle_targets else "evaluate"  # the control never overwrites the table
     ws.write_report(name, report)
-    (ws.path / "reports" / f"{name}.md").write_text(to_markdown(report), encoding="utf-8")
+    chart = charts.write(ws.path / "reports" / f"{name}.svg", charts.evaluation_chart(
+        report, title=f"HR@10 per system, {report['users']['common']} common users, {ws.path.name}"))
+    (ws.path / "reports" / f"{name}.md").write_text(to_markdown(report, chart=chart.name if chart else None),
+                                                     encoding="utf-8")
     return report
 
 

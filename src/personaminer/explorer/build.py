@@ -4,7 +4,7 @@ The output folder holds ``index.html`` (overview), ``users.html`` (every user, s
 sortable), one page per user under ``u/`` and ``assets/`` (one stylesheet, one script). No CDN, no
 server, no inline script or style: every page carries a strict Content-Security-Policy
 (``default-src 'none'``; style and script from the report's own files only) and works from
-``file://``. Charts are inline SVG (:mod:`personaminer.explorer.svg`).
+``file://``. Charts are inline SVG (:mod:`personaminer.charts`).
 
 Everything taken from logs (queries, item texts, summaries, labels, descriptions, claims, user ids)
 is escaped by Jinja2's autoescape, after its control and bidi characters are written as visible
@@ -27,8 +27,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from personaminer import stats, tables, terminal
-from personaminer.explorer import svg
+from personaminer import charts, stats, tables, terminal
 from personaminer.store import Workspace
 
 #: The set-level terms shown, in this order (those a score does not have are left out).
@@ -93,7 +92,20 @@ def _quality(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         terms = [t for t in TERMS if any(v.get(t) is not None for v in vals)]
         out.append({"collection": coll, "builder": builder, "judge": judge, "config_key": key, "n": len(rs),
                     "terms": {t: stats.mean_se([v.get(t) for v in vals]) for t in terms},
-                    "hist": svg.histogram([r["final"] for r in rs], title=f"final, {coll}, {judge} judge")})
+                    "hist": charts.histogram([r["final"] for r in rs], title=f"final, {coll}, {judge} judge")})
+    return out
+
+
+def _quality_charts(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """Per judge, the quality terms per collection as one chart (the chart ``score`` writes)."""
+    by: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        by[r["judge"]][f"{r['collection']} ({r['builder']})"].append({**r["values"], "final": r["final"]})
+    out = []
+    for judge, groups in sorted(by.items()):
+        builders = {name: {"sets": len(vals), **{t: stats.describe(v.get(t) for v in vals) for t in charts.QUALITY_TERMS}}
+                    for name, vals in sorted(groups.items())}
+        out.append((judge, charts.quality_chart(builders, title=f"quality terms per collection, {judge} judge")))
     return out
 
 
@@ -105,16 +117,9 @@ def _evaluation(path: Path) -> dict[str, Any] | None:
         rep = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         return {"error": f"{path.name} could not be read: {exc}"}
-    charts = []
-    for protocol, groups in (rep.get("results") or {}).items():
-        rows = []
-        for system, r in ((groups or {}).get("all") or {}).items():
-            h = (r or {}).get("hit@10") or {}
-            if h.get("mean") is not None:
-                ci = h.get("ci95")
-                rows.append((system, float(h["mean"]), (float(ci[0]), float(ci[1])) if ci else None))
-        rows.sort(key=lambda t: -t[1])
-        charts.append({"protocol": protocol, "chart": svg.hbars(rows, title=f"HR@10, {protocol}"), "n": len(rows)})
+    charts = [{"protocol": protocol, "chart": charts.evaluation_chart({"results": {protocol: groups}},
+                                                                   title=f"HR@10, {protocol}")}
+              for protocol, groups in (rep.get("results") or {}).items()]
     users = (rep.get("users") or {}).get("evaluated")
     return {"charts": charts, "users": users, "targets": (rep.get("targets") or {}).get("targets"),
             "seed": (rep.get("config") or {}).get("seed")}
@@ -159,7 +164,7 @@ def _user_context(ws: Workspace, user_id: str, config: ReportConfig) -> dict[str
             p["scores"] = by_persona.get(p["persona_id"], [])
             p["claims"] = claims.get(p["persona_id"], [])
         s["unassigned_memories"] = [memory(mid) for mid in (s["unassigned"] or [])]
-        s["timeline"] = svg.timeline(days, [(p["label"], [m["day"] for m in p["memories"] if "day" in m])
+        s["timeline"] = charts.timeline(days, [(p["label"], [m["day"] for m in p["memories"] if "day" in m])
                                             for p in s["personas"]],
                                      title=f"activity of user {user_id} and when each persona of {s['collection']} "
                                            "was active")
@@ -215,6 +220,7 @@ def build_report(ws: Workspace, out: str | Path, config: ReportConfig | None = N
     overview = {
         **common, "counts": tables.explorer.stage_counts(con), "memory_sets": tables.explorer.memory_sets(con),
         "collections": tables.explorer.collections(con), "quality": _quality(all_scores),
+        "quality_charts": _quality_charts(all_scores),
         "evaluation": _evaluation(ws.path / "reports" / "evaluate.json"), "runs": tables.explorer.runs(con, config.max_runs),
         "n_users": len(users), "n_pages": len(pages)}
     (out / "index.html").write_text(env.get_template("index.html.j2").render(**overview), encoding="utf-8")

@@ -10,13 +10,14 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-from personaminer import lineage, tables, terminal
+from personaminer import charts, lineage, tables, terminal
 from personaminer.embed import Embedder
 from personaminer.llm.base import LLM, ChatRequest, extract_json_text
 from personaminer.llm.validated import Usage, ask
@@ -349,7 +350,39 @@ def run_scores(ws: Workspace, config: QualityConfig, *, embedder: Embedder, llm:
                         "config": asdict(config), "judge_model": judge_model})
         run.update({k: v for k, v in summary.items() if k != "builders"})
     ws.write_report("score", summary)
+    write_summary_files(ws.path / "reports", summary)
     return summary
+
+
+#: The columns of ``reports/score.md``, in this order.
+MD_TERMS = ("final", "cohesion", "alignment", "truthfulness", "specificity", "distinctness", "coverage", "mean_p_yes")
+
+
+def summary_markdown(summary: dict[str, Any], *, chart: str | None = None) -> str:
+    """A ``score`` summary as a Markdown table: mean ± standard error of each term, per builder."""
+    def cell(d: dict[str, Any] | None) -> str:
+        if not d or d.get("mean") is None:
+            return "-"
+        return f"{d['mean']:.3f} ± {d['se']:.3f}" if d.get("se") is not None else f"{d['mean']:.3f}"
+
+    lines = [f"# Persona quality ({summary['judge']} judge)", "",
+             f"Judge model: {summary.get('judge_model', '?')}. Score config: `{summary['config_key']}`. "
+             "Every cell is mean ± standard error over persona sets (docs/quality.md defines each term).", ""]
+    if chart:
+        lines += [f"![quality terms per builder, mean with a normal 95% interval]({chart})", ""]
+    head = "| builder | sets | users | " + " | ".join(MD_TERMS) + " |"
+    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+    for builder, st in summary["builders"].items():
+        lines.append(f"| {builder} | {st['sets']} | {st['users']} | " + " | ".join(cell(st.get(t)) for t in MD_TERMS)
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary_files(folder: Path, summary: dict[str, Any]) -> None:
+    """``score.svg`` (the terms per builder as a chart) and ``score.md`` (the table) beside ``score.json``."""
+    chart = charts.write(folder / "score.svg", charts.quality_chart(
+        summary["builders"], title=f"persona quality per builder ({summary['judge']} judge)"))
+    (folder / "score.md").write_text(summary_markdown(summary, chart=chart.name if chart else None), encoding="utf-8")
 
 
 METRIC_KEYS = ("final", "cohesion", "cohesion_raw", "alignment", "truthfulness", "specificity", "distinctness",

@@ -77,11 +77,12 @@ def ids_hash(action_ids: list[str]) -> str:
     return hashlib.sha256("\x1f".join(action_ids).encode()).hexdigest()[:16]
 
 
-def users_by_last_day(con: duckdb.DuckDBPyConnection, min_actions: int, max_actions: int, limit: int) -> list[str]:
-    """Up to ``limit`` users whose most recent day has ``min_actions`` .. ``max_actions`` actions (in a
-    fixed pseudo-random order), sorted: quick demo users whose latest day fits one prompt window."""
-    return sorted(r[0] for r in con.execute(
-        "SELECT user_id FROM (SELECT user_id, CAST(ts AS DATE) AS d, count(*) AS n, "
-        "rank() OVER (PARTITION BY user_id ORDER BY CAST(ts AS DATE) DESC) AS r FROM actions GROUP BY 1, 2) "
-        "WHERE r = 1 AND n BETWEEN ? AND ? ORDER BY hash(user_id) LIMIT ?", [min_actions, max_actions, limit]
-    ).fetchall())
+def users_by_days(con: duckdb.DuckDBPyConnection, *, min_days: int, min_actions: int, max_actions: int,
+                  limit: int) -> list[str]:
+    """Up to ``limit`` users with at least ``min_days`` active days and ``min_actions`` ..
+    ``max_actions`` actions, most active days first (then fewer actions, then user id): the demo's
+    users, whose history spans enough days for several interests at a small LLM cost."""
+    return [r[0] for r in con.execute(
+        "SELECT user_id FROM (SELECT user_id, count(*) AS n, count(DISTINCT CAST(ts AS DATE)) AS d FROM actions "
+        "GROUP BY 1) WHERE d >= ? AND n BETWEEN ? AND ? ORDER BY d DESC, n, user_id LIMIT ?",
+        [min_days, min_actions, max_actions, limit]).fetchall()]

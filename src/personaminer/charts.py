@@ -1,4 +1,6 @@
-"""Small inline SVG charts for the explorer: no plotting library, no script, no external file.
+"""Small SVG charts: inline in the explorer's pages, and written as files beside the Markdown
+tables of ``evaluate`` (``reports/evaluate.svg``) and ``score`` (``reports/score.svg``). No plotting
+library, no script, no external file; a chart is one ``<svg>`` element that a browser opens alone.
 
 Every text that reaches a chart goes through :func:`escape` (visible controls, then HTML escape); numbers are formatted by
 Python. The charts use presentation attributes only (no ``style``), so the report's
@@ -8,7 +10,9 @@ Content-Security-Policy (``style-src 'self'``) does not block them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from markupsafe import Markup
 from markupsafe import escape as _escape
@@ -47,33 +51,57 @@ def histogram(values: Sequence[float], *, bins: int = 10, lo: float = 0.0, hi: f
                     f'fill="#0072B2"><title>{a:.1f} to {b:.1f}: {c}</title></rect>')
     axis = (f'<text x="0" y="{height - 1}" font-size="9">{lo:g}</text>'
             f'<text x="{width}" y="{height - 1}" font-size="9" text-anchor="end">{hi:g}</text>')
-    return Markup(f'<svg class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+    return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
                   f'<title>{escape(title)}</title>{"".join(bars)}{axis}</svg>')
 
 
-def hbars(rows: Sequence[tuple[str, float, tuple[float, float] | None]], *, width: int = 560, unit: str = "%",
-          scale: float = 100.0, title: str = "") -> Markup:
+Bar = tuple[str, float, tuple[float, float] | None]
+
+
+def hbars(rows: Sequence[Bar], *, width: int = 560, unit: str = "%", scale: float = 100.0, title: str = "") -> Markup:
     """Horizontal bars (label, value in [0, 1], optional 95% interval), values shown x ``scale``."""
-    if not rows:
+    return grouped_hbars([("", rows)], width=width, unit=unit, scale=scale, title=title)
+
+
+def grouped_hbars(groups: Sequence[tuple[str, Sequence[Bar]]], *, width: int = 560, unit: str = "%",
+                  scale: float = 100.0, title: str = "", digits: int = 1) -> Markup:
+    """Horizontal bars in groups, each under its heading (an empty heading: none): (label, value in
+    [0, 1], optional 95% interval), values shown x ``scale`` with ``digits`` decimals."""
+    if not any(rows for _, rows in groups):
         return Markup("")
-    label_w, bar_h, gap = 170, 14, 6
-    height = len(rows) * (bar_h + gap) + 4
+    label_w, bar_h, gap, head_h = 170, 14, 6, 18
     span = width - label_w - 60
     parts = []
+    y = 2
+    for heading, rows in groups:
+        if not rows:
+            continue
+        if heading:
+            parts.append(f'<text x="0" y="{y + 12}" font-size="12" font-weight="bold">{escape(heading)}</text>')
+            y += head_h
+        y = _bars(parts, rows, y, label_w, bar_h, gap, span, unit, scale, digits)
+    height = y + 2
+    return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" '
+                  f'height="{height}" viewBox="0 0 {width} {height}"><title>{escape(title)}</title>'
+                  f'{"".join(parts)}</svg>')
+
+
+def _bars(parts: list[str], rows: Sequence[Bar], y0: float, label_w: int, bar_h: int, gap: int, span: float,
+          unit: str, scale: float, digits: int) -> float:
     for i, (label, v, ci) in enumerate(rows):
-        y = i * (bar_h + gap) + 2
+        y = y0 + i * (bar_h + gap)
         w = max(0.0, min(1.0, v)) * span
         parts.append(f'<text x="{label_w - 6}" y="{y + bar_h - 3}" font-size="11" text-anchor="end">'
                      f'{escape(label)}</text>')
         parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="#0072B2">'
-                     f'<title>{escape(label)}: {v * scale:.1f}{unit}</title></rect>')
+                     f'<title>{escape(label)}: {v * scale:.{digits}f}{unit}</title></rect>')
         if ci is not None:
             x0, x1 = label_w + max(0.0, ci[0]) * span, label_w + min(1.0, ci[1]) * span
             parts.append(f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{y + bar_h / 2}" y2="{y + bar_h / 2}" '
                          f'stroke="#000" stroke-width="1"/>')
-        parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 3}" font-size="11">{v * scale:.1f}{unit}</text>')
-    return Markup(f'<svg class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
-                  f'<title>{escape(title)}</title>{"".join(parts)}</svg>')
+        parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 3}" font-size="11">'
+                     f'{v * scale:.{digits}f}{unit}</text>')
+    return y0 + len(rows) * (bar_h + gap)
 
 
 def timeline(days: Sequence[tuple[dt.date, int]], personas: Sequence[tuple[str, Sequence[dt.date]]], *,
@@ -108,5 +136,51 @@ def timeline(days: Sequence[tuple[dt.date, int]], personas: Sequence[tuple[str, 
     y_axis = height - 2
     parts.append(f'<text x="{left}" y="{y_axis}" font-size="9">{first.isoformat()}</text>'
                  f'<text x="{width - right}" y="{y_axis}" font-size="9" text-anchor="end">{last.isoformat()}</text>')
-    return Markup(f'<svg class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+    return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
                   f'<title>{escape(title)}</title>{"".join(parts)}</svg>')
+
+
+#: The quality terms drawn per builder by :func:`quality_chart`, in this order.
+QUALITY_TERMS = ("final", "cohesion", "alignment", "truthfulness", "specificity", "distinctness", "coverage")
+
+
+def _ci(d: dict[str, Any] | None) -> tuple[float, float] | None:
+    if not d or d.get("mean") is None or d.get("se") is None:
+        return None
+    return (d["mean"] - 1.96 * d["se"], d["mean"] + 1.96 * d["se"])
+
+
+def quality_chart(builders: Mapping[str, Mapping[str, Any]], *, title: str = "") -> Markup:
+    """Quality terms per builder (a ``score`` summary's ``builders``: term -> mean/se), mean with a
+    normal 95% interval (mean ± 1.96 se), one group per builder."""
+    groups = []
+    for builder, st in builders.items():
+        rows = [(f"{t} (n={st[t]['n']})" if t == "final" else t, float(st[t]["mean"]), _ci(st[t]))
+                for t in QUALITY_TERMS if isinstance(st.get(t), Mapping) and st[t].get("mean") is not None]
+        groups.append((f"{builder}: {st.get('sets', '?')} sets", rows))
+    return grouped_hbars(groups, unit="", scale=1.0, digits=3, title=title)
+
+
+def evaluation_chart(report: Mapping[str, Any], *, k: int = 10, title: str = "") -> Markup:
+    """HR@k per system with its bootstrap 95% interval, one group per protocol, best first (an
+    ``evaluate`` report)."""
+    groups = []
+    for protocol, res in (report.get("results") or {}).items():
+        rows = []
+        for system, r in ((res or {}).get("all") or {}).items():
+            h = (r or {}).get(f"hit@{k}") or {}
+            if h.get("mean") is not None:
+                ci = h.get("ci95")
+                rows.append((system, float(h["mean"]), (float(ci[0]), float(ci[1])) if ci else None))
+        rows.sort(key=lambda t: -t[1])
+        groups.append((f"{protocol}: HR@{k}", rows))
+    return grouped_hbars(groups, title=title)
+
+
+def write(path: str | Path, chart: Markup) -> Path | None:
+    """Write ``chart`` as a standalone SVG file (with its XML declaration); nothing for an empty chart."""
+    if not chart:
+        return None
+    path = Path(path)
+    path.write_text('<?xml version="1.0" encoding="UTF-8"?>\n' + str(chart) + "\n", encoding="utf-8")
+    return path
