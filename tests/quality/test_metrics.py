@@ -66,6 +66,9 @@ def test_final_score_and_claims() -> None:
     assert final_score({"cohesion": 0.5, "alignment": 1.0, "truthfulness": math.nan}, w) == pytest.approx(0.75)
     assert split_claims("Likes golf. Plays on weekends! Is 40?  no") == ["Likes golf.", "Plays on weekends!",
                                                                          "Is 40? no"]
+    # an abbreviation or an initial does not end a claim; a real sentence end after it still does
+    assert split_claims("Rated 'Mr. Holland's Opus' and St. Elmo's Fire. Likes J. R. R. Tolkien. Done.") == [
+        "Rated 'Mr. Holland's Opus' and St. Elmo's Fire.", "Likes J. R. R. Tolkien.", "Done."]
 
 
 def test_specificity_by_hand() -> None:

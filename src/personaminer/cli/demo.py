@@ -77,12 +77,13 @@ def demo_cmd(
             collection = f"{builder}@{memories}"
             run_personas(ws, chosen, PersonaConfig(builder=builder, memory_set=memories, keyword_labels=builder == "cluster"),
                          embedder=embedder, llm=model_obj)
-            print_scores(run_scores(ws, QualityConfig(judge="llm"), embedder=embedder, llm=model_obj), "llm",
-                         workspace)
+            scores = run_scores(ws, QualityConfig(judge="llm"), embedder=embedder, llm=model_obj)
+            print_scores(scores, "llm", workspace)
             report = build_report(ws, Path(workspace) / "report")
             multi = [u for u in chosen if (tables.explorer.personas_per_user(ws.con).get(u) or 0) >= 2]
             for uid in (multi + [u for u in chosen if u not in multi])[:2]:
-                for tree in scored_trees(ws, uid, judge="llm", collection=collection):
+                for tree in scored_trees(ws, uid, judge="llm", config_key=scores["config_key"],
+                                         collection=collection):
                     console.print(tree)
             if len(multi) < min(2, len(chosen)):
                 err.print(f"[yellow]only {len(multi)} of {len(chosen)} users got two or more personas[/]")

@@ -57,17 +57,21 @@ def persona_trees(ws: Workspace, user_id: str, *, builder: str | None = None, al
     return trees
 
 
-def scored_trees(ws: Workspace, user_id: str, *, judge: str = "llm", collection: str | None = None,
-                 max_memories: int = 3, max_actions: int = 2) -> list[Tree]:
+def scored_trees(ws: Workspace, user_id: str, *, judge: str = "llm", config_key: str | None = None,
+                 collection: str | None = None, max_memories: int = 3, max_actions: int = 2) -> list[Tree]:
     """A short view of the user's sample-0 sets: each persona with its scores, its claims (verdict,
-    P(Yes)) and its first evidence memories with their first actions (the demo's view)."""
+    P(Yes)) and its first evidence memories with their first actions (the demo's view). Scores of
+    ``judge`` under the score config ``config_key`` (``None``: any config of that judge)."""
     sets = [s for s in tables.explorer.user_sets(ws.con, user_id) if collection in (None, s["collection"])]
     ids = [s["set_id"] for s in sets]
-    finals = {r["set_id"]: r["final"] for r in tables.explorer.set_scores(ws.con, ids) if r["judge"] == judge}
-    pscores = {r["persona_id"]: r["values"] for r in tables.explorer.persona_scores(ws.con, ids) if r["judge"] == judge}
+    def mine(r: dict) -> bool:  # type: ignore[type-arg]
+        return bool(r["judge"] == judge and config_key in (None, r["config_key"]))
+
+    finals = {r["set_id"]: r["final"] for r in tables.explorer.set_scores(ws.con, ids) if mine(r)}
+    pscores = {r["persona_id"]: r["values"] for r in tables.explorer.persona_scores(ws.con, ids) if mine(r)}
     claims: dict[str, list[dict]] = {}  # type: ignore[type-arg]
     for r in tables.explorer.claim_verdicts(ws.con, ids):
-        if r["judge"] == judge:
+        if mine(r):
             claims.setdefault(r["persona_id"], []).append(r)
     mids = [mid for s in sets for p in s["personas"] for mid in p["evidence"][:max_memories]]
     mems = tables.explorer.memories(ws.con, mids)

@@ -74,6 +74,8 @@ def _env() -> Environment:
     env.filters["num"] = lambda v, d=3: "-" if v is None or (isinstance(v, float) and v != v) else f"{v:.{d}f}"
     env.filters["short"] = lambda v: (v[:12] + "…") if isinstance(v, str) and len(v) > 24 and all(
         c in "0123456789abcdef" for c in v) else v
+    # a score config's fingerprint, cut to 9 characters: enough to tell two configs of one judge apart
+    env.filters["key"] = lambda v: (v[:9] + "…") if isinstance(v, str) and len(v) > 10 else (v or "")
     env.filters["pct"] = lambda v: "-" if v is None else f"{100 * v:.1f}"
     env.filters["jsonattrs"] = lambda a: ", ".join(f"{k} {v}" for k, v in sorted((a or {}).items())
                                                    if v is not None and k in ("rating", "price", "event", "event_type",
@@ -100,7 +102,8 @@ def _quality_charts(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     """Per judge, the quality terms per collection as one chart (the chart ``score`` writes)."""
     by: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        by[r["judge"]][f"{r['collection']} ({r['builder']})"].append({**r["values"], "final": r["final"]})
+        key = r["config_key"] or ""
+        by[r["judge"]][f"{r['collection']} ({r['builder']}) · {key[:9]}"].append({**r["values"], "final": r["final"]})
     out = []
     for judge, groups in sorted(by.items()):
         builders = {name: {"sets": len(vals), **{t: stats.describe(v.get(t) for v in vals) for t in charts.QUALITY_TERMS}}

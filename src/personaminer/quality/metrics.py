@@ -63,10 +63,26 @@ def register(cls: type[Metric]) -> type[Metric]:
     return cls
 
 
+#: Words that end with a period without ending a sentence ("Mr. Holland's Opus", "St. Elmo's Fire").
+ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "prof", "mt", "ft", "no", "vol", "etc",
+                           "e.g", "i.e", "approx", "inc", "ltd", "co", "dept"})
+
+
 def split_claims(description: str) -> list[str]:
-    """Atomic claims of a description: its sentences (split after ``.``, ``!``, ``?``)."""
+    """Atomic claims of a description: its sentences (split after ``.``, ``!``, ``?`` before a capital,
+    a digit or a quote; not after an abbreviation such as "Mr." or a single initial such as "J.").
+    Before scores/6 an abbreviation split a claim in two: a MovieLens persona's "... 'Mr. Holland's
+    Opus' ..." was judged as "... 'Mr." and "Holland's Opus' ..."."""
     parts = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])", " ".join(description.split()))
-    return [p.strip() for p in parts if len(p.strip()) > 3]
+    merged: list[str] = []
+    for part in parts:
+        if merged:
+            last = merged[-1].rsplit(" ", 1)[-1].lstrip("\"'(").lower()
+            if last.endswith(".") and (last[:-1] in ABBREVIATIONS or (len(last) == 2 and last[0].isalpha())):
+                merged[-1] = f"{merged[-1]} {part}"
+                continue
+        merged.append(part)
+    return [p.strip() for p in merged if len(p.strip()) > 3]
 
 
 @register

@@ -226,7 +226,7 @@ def score_set(ctx: SetContext, config: QualityConfig, *, embedder: Embedder, llm
 
 
 #: The scorer's code version, part of every score config's fingerprint.
-CODE = "scores/5"
+CODE = "scores/6"  # 6: claims no longer split after an abbreviation ("Mr.")
 
 
 def score_output(config: QualityConfig, *, embedder: Embedder, llm: LLM | None) -> lineage.Output:
