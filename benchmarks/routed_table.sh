@@ -6,7 +6,7 @@
 #
 #   benchmarks/routed_table.sh aol 150 runs/routed          # AOL: 150 sampled users
 #   benchmarks/routed_table.sh instacart 150 runs/routed
-#   benchmarks/routed_table.sh movielens 150 runs/routed
+#   benchmarks/routed_table.sh movielens 450 runs/routed    # 450: most MovieLens users cannot be split
 #   BUILDERS=cluster benchmarks/routed_table.sh aol 150 runs/routed   # cluster only (no single rows)
 #
 # Steps: ingest -> split (last 20% of active days) -> extractive memories of the history -> roles

@@ -232,3 +232,27 @@ def test_failed_sets_at_chance_keep_the_user_and_cost_the_system(tmp_path: Path)
     assert "failed sets at chance: 4" in (path / "reports" / "evaluate.md").read_text()
     with pytest.raises(ValueError, match="missing or chance"):
         EvalConfig(failed_sets="drop")
+
+
+def test_one_day_users_get_no_role_and_no_history_memories(tmp_path: Path) -> None:
+    """MovieLens-like users who acted on one day cannot be split: ``train roles --split-only``
+    leaves them out, and ``memories --history`` over a sample skips them and says how many."""
+    path = topic_workspace(tmp_path / "ws", n_users=6)
+    with Workspace(path) as ws:
+        add_actions(ws, [(f"z{u}", dt.datetime(2020, 3, 1, 10, k), "query", f"one day {u} {k}")
+                         for u in range(3) for k in range(5)])
+    _split(path)
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", "roles", "-w", str(path), "--split-only", "--val-users", "1", "--test-users", "2"])
+    assert r.exit_code == 0, r.output
+    assert "6 of 9 sampled users have a split" in r.output
+    with Workspace(path) as ws:
+        held = ws.role_users("train") + ws.role_users("val") + ws.role_users("test")
+        assert sorted(held) == [f"u{u:02d}" for u in range(6)]
+    r = runner.invoke(app, ["memories", "-w", str(path), "--mode", "extractive", "--history", "--users", "9", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "3 of 9 sampled users have no split" in r.output
+    with Workspace(path) as ws:
+        assert {u for (u,) in ws.con.execute("SELECT DISTINCT user_id FROM memories").fetchall()} == set(held)
+    r = runner.invoke(app, ["memories", "-w", str(path), "--mode", "extractive", "--history", "--user", "z0", "-q"])
+    assert r.exit_code != 0 and "has no split" in str(r.exception)  # an explicit user is an error, as before

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from personaminer import tables
 from personaminer.cli import (
     BaseUrlOpt,
     DecodingOpt,
@@ -88,6 +89,13 @@ def memories_cmd(
         ids = select_users(ws, users, user, seed)
         if not ids:
             raise InputError(f"workspace {workspace} has no users: run `personaminer ingest` first")
+        if history and not user:  # a sampled user without a split has no history: skipped, and said so
+            has_split = set(tables.protocol.split_users(ws.con)) if ws.has_table("splits") else set()
+            unsplit = [u for u in ids if u not in has_split]
+            if unsplit and len(unsplit) < len(ids):
+                err.print(f"[yellow]{len(unsplit)} of {len(ids)} sampled users have no split (no history): skipped[/] "
+                          f"(`personaminer split -w {markup(workspace)}` lists why)")
+                ids = [u for u in ids if u in has_split]
         model_obj, remote = None, False
         if config.uses_llm:
             from personaminer.llm import make_llm

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from personaminer import tables
 from personaminer.cli import DecodingOpt, MemoryOrderOpt, default
 from personaminer.datasets.base import InputError
 from personaminer.store import DEFAULT_WORKSPACE, Workspace
@@ -125,6 +126,10 @@ def roles_cmd(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     val_users: Annotated[int, typer.Option("--val-users")] = default(G, "val_users"),
     test_users: Annotated[int, typer.Option("--test-users")] = default(G, "test_users"),
+    split_only: Annotated[bool, typer.Option("--split-only/--any-user", help="Assign roles only among the sampled "
+                                             "users that have a split (`personaminer split`): MovieLens users "
+                                             "who rated everything on one day cannot be split, so cannot be "
+                                             "evaluated.")] = False,
 ) -> None:
     """Assign the held-out roles (train/val/test) without sampling anything.
 
@@ -138,6 +143,13 @@ def roles_cmd(
         ids = ws.users(sample=users, seed=seed) if users else ws.users()
         if not ids:
             raise InputError(f"workspace {workspace} has no users: run `personaminer ingest` first")
+        if split_only:
+            has_split = set(tables.protocol.split_users(ws.con)) if ws.has_table("splits") else set()
+            kept = [u for u in ids if u in has_split]
+            console.print(f"--split-only: {len(kept):,} of {len(ids):,} sampled users have a split")
+            ids = kept
+            if not ids:
+                raise InputError(f"no sampled user has a split in {workspace}: run `personaminer split` first")
         roles = store_roles(ws, assign_roles(ids, val_users=val_users, test_users=test_users, seed=seed), seed)
     table = Table(title=f"held-out roles -> {markup(workspace)}", show_header=False)
     for r in ("train", "val", "test"):
