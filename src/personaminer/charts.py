@@ -32,6 +32,12 @@ def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+def _frame(width: float, height: float, title: str, body: str) -> Markup:
+    """One standalone ``<svg>`` element around ``body`` (built escaped), with its escaped title."""
+    return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" '
+                  f'height="{height}" viewBox="0 0 {width} {height}"><title>{escape(title)}</title>{body}</svg>')
+
+
 def histogram(values: Sequence[float], *, bins: int = 10, lo: float = 0.0, hi: float = 1.0, width: int = 220,
               height: int = 60, title: str = "") -> Markup:
     """A histogram of ``values`` on [lo, hi] (a value outside is put in the end bin)."""
@@ -51,16 +57,10 @@ def histogram(values: Sequence[float], *, bins: int = 10, lo: float = 0.0, hi: f
                     f'fill="#0072B2"><title>{a:.1f} to {b:.1f}: {c}</title></rect>')
     axis = (f'<text x="0" y="{height - 1}" font-size="9">{lo:g}</text>'
             f'<text x="{width}" y="{height - 1}" font-size="9" text-anchor="end">{hi:g}</text>')
-    return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
-                  f'<title>{escape(title)}</title>{"".join(bars)}{axis}</svg>')
+    return _frame(width, height, title, "".join(bars) + axis)
 
 
 Bar = tuple[str, float, tuple[float, float] | None]
-
-
-def hbars(rows: Sequence[Bar], *, width: int = 560, unit: str = "%", scale: float = 100.0, title: str = "") -> Markup:
-    """Horizontal bars (label, value in [0, 1], optional 95% interval), values shown x ``scale``."""
-    return grouped_hbars([("", rows)], width=width, unit=unit, scale=scale, title=title)
 
 
 def grouped_hbars(groups: Sequence[tuple[str, Sequence[Bar]]], *, width: int = 560, unit: str = "%",
@@ -81,9 +81,7 @@ def grouped_hbars(groups: Sequence[tuple[str, Sequence[Bar]]], *, width: int = 5
             y += head_h
         y = _bars(parts, rows, y, label_w, bar_h, gap, span, unit, scale, digits)
     height = y + 2
-    return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" '
-                  f'height="{height}" viewBox="0 0 {width} {height}"><title>{escape(title)}</title>'
-                  f'{"".join(parts)}</svg>')
+    return _frame(width, height, title, "".join(parts))
 
 
 def _bars(parts: list[str], rows: Sequence[Bar], y0: float, label_w: int, bar_h: int, gap: int, span: float,
@@ -136,8 +134,7 @@ def timeline(days: Sequence[tuple[dt.date, int]], personas: Sequence[tuple[str, 
     y_axis = height - 2
     parts.append(f'<text x="{left}" y="{y_axis}" font-size="9">{first.isoformat()}</text>'
                  f'<text x="{width - right}" y="{y_axis}" font-size="9" text-anchor="end">{last.isoformat()}</text>')
-    return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
-                  f'<title>{escape(title)}</title>{"".join(parts)}</svg>')
+    return _frame(width, height, title, "".join(parts))
 
 
 #: The quality terms drawn per builder by :func:`quality_chart`, in this order.

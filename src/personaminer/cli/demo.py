@@ -80,7 +80,8 @@ def demo_cmd(
             scores = run_scores(ws, QualityConfig(judge="llm"), embedder=embedder, llm=model_obj)
             print_scores(scores, "llm", workspace)
             report = build_report(ws, Path(workspace) / "report")
-            multi = [u for u in chosen if (tables.explorer.personas_per_user(ws.con).get(u) or 0) >= 2]
+            counts = tables.explorer.personas_per_user(ws.con)
+            multi = [u for u in chosen if (counts.get(u) or 0) >= 2]
             for uid in (multi + [u for u in chosen if u not in multi])[:2]:
                 for tree in scored_trees(ws, uid, judge="llm", config_key=scores["config_key"],
                                          collection=collection):

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personaminer import tables
 from personaminer.cli import (
     BaseUrlOpt,
     DecodingOpt,
@@ -90,7 +89,9 @@ def memories_cmd(
         if not ids:
             raise InputError(f"workspace {workspace} has no users: run `personaminer ingest` first")
         if history and not user:  # a sampled user without a split has no history: skipped, and said so
-            has_split = set(tables.protocol.split_users(ws.con)) if ws.has_table("splits") else set()
+            from personaminer.evaluate.split import split_user_ids
+
+            has_split = set(split_user_ids(ws))
             unsplit = [u for u in ids if u not in has_split]
             if unsplit and len(unsplit) < len(ids):
                 err.print(f"[yellow]{len(unsplit)} of {len(ids)} sampled users have no split (no history): skipped[/] "

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personaminer import tables
 from personaminer.cli import DecodingOpt, MemoryOrderOpt, default
 from personaminer.datasets.base import InputError
 from personaminer.store import DEFAULT_WORKSPACE, Workspace
@@ -137,14 +136,14 @@ def roles_cmd(
     same roles, and a user never changes role, so the test users can get personas and be
     evaluated (``personas --role test``, ``evaluate --role test``) before or without training.
     """
-    from personaminer.evaluate.split import assign_roles, store_roles
+    from personaminer.evaluate.split import assign_roles, split_user_ids, store_roles
 
     with Workspace(workspace) as ws:
         ids = ws.users(sample=users, seed=seed) if users else ws.users()
         if not ids:
             raise InputError(f"workspace {workspace} has no users: run `personaminer ingest` first")
         if split_only:
-            has_split = set(tables.protocol.split_users(ws.con)) if ws.has_table("splits") else set()
+            has_split = set(split_user_ids(ws))
             kept = [u for u in ids if u in has_split]
             console.print(f"--split-only: {len(kept):,} of {len(ids):,} sampled users have a split")
             ids = kept
